@@ -1,0 +1,31 @@
+#pragma once
+// Adapts the project's Tokenizer / StreamingDetokenizer to the engine's DetokenizerFactory.
+// Header-only on purpose: the engine library stays free of the tokenizer library; whoever
+// includes this links talkserve_llm_tokenizer.
+
+#include <memory>
+
+#include "talkserve/llm/detokenizer.hpp"
+#include "talkserve/llm/streaming_detokenizer.hpp"
+#include "talkserve/llm/tokenizer.hpp"
+
+namespace talkserve::llm {
+
+class TokenizerDetokenizer final : public IncrementalDetokenizer {
+ public:
+  TokenizerDetokenizer(const Tokenizer& tokenizer, int32_t prev_id) : impl_(tokenizer, prev_id) {}
+  std::string push(int32_t token) override { return impl_.push(token); }
+  std::string finish() override { return impl_.finish(); }
+
+ private:
+  StreamingDetokenizer impl_;
+};
+
+// `tokenizer` must outlive the engine.
+inline DetokenizerFactory make_detokenizer_factory(const Tokenizer& tokenizer) {
+  return [&tokenizer](std::span<const int32_t> prompt) -> std::unique_ptr<IncrementalDetokenizer> {
+    return std::make_unique<TokenizerDetokenizer>(tokenizer, prompt.empty() ? -1 : prompt.back());
+  };
+}
+
+}  // namespace talkserve::llm

@@ -1,0 +1,32 @@
+#pragma once
+// Configuration of the HTTP/WebSocket listener ([http] in talkserve.toml).
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace talkserve::net {
+
+struct HttpConfig {
+  std::string host = "127.0.0.1";
+  uint16_t port = 8080;              // 0 picks an ephemeral port (tests)
+  int io_threads = 2;
+  std::size_t max_header_bytes = 16 * 1024;
+  std::size_t max_body_bytes = 1024 * 1024;       // default per-route body limit
+  std::chrono::milliseconds header_timeout{10'000};  // whole request head must arrive in this
+  std::chrono::milliseconds body_timeout{30'000};    // whole body must arrive in this
+  std::chrono::milliseconds write_timeout{30'000};   // a client that stops reading is dropped
+  std::chrono::milliseconds keepalive_timeout{60'000};  // idle time between requests
+  std::vector<std::string> cors_allowed_origins;  // exact origins, or "*"; empty = no CORS
+  std::string static_dir = "web";                 // served at "/" ("" disables)
+  std::size_t stream_queue_limit = 256;           // SSE / WebSocket pending messages per client
+  std::chrono::milliseconds ws_ping_interval{15'000};
+  std::size_t ws_max_message_bytes = 4 * 1024 * 1024;
+
+  // Throws std::invalid_argument naming the offending key ("http.port ...").
+  void validate() const;
+};
+
+}  // namespace talkserve::net

@@ -1,0 +1,27 @@
+#pragma once
+// Configuration of one BatchingExecutor (one per resident model: asr, tts, lipsync, ...).
+//
+// Thread-safety: plain value type.
+
+#include <chrono>
+#include <cstddef>
+#include <string>
+
+namespace talkserve::sched {
+
+struct BatchingConfig {
+  std::string name = "executor";  // executor label in stats, logs and metrics
+  std::size_t max_batch = 8;      // a batch never holds more requests than this
+  std::size_t max_queue = 256;  // waiting (not yet running) requests; enqueue beyond -> queue_full
+  // Bounds of the adaptive batch window (see BatchWindow for the rule).
+  std::chrono::nanoseconds min_wait{0};
+  std::chrono::nanoseconds max_wait = std::chrono::milliseconds(10);
+  double ewma_alpha = 0.5;      // weight of the newest inter-arrival gap, in (0, 1]
+  std::size_t num_workers = 1;  // threads running batches (each owns a share of the device)
+
+  // Throws std::invalid_argument naming the offending key (e.g. "max_batch") when a value is
+  // out of range. Call once at start; the executor's constructor calls it too.
+  void validate() const;
+};
+
+}  // namespace talkserve::sched

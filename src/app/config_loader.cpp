@@ -1,0 +1,312 @@
+// TOML -> AppConfig. Every key read is named "section.key" in errors; keys nobody reads are
+// reported as unknown.
+
+#include <toml++/toml.h>
+
+#include <set>
+#include <sstream>
+
+#include "talkserve/app/config.hpp"
+
+namespace talkserve::app {
+
+namespace {
+
+// Reads typed values from one TOML table and remembers which keys were used.
+class Section {
+ public:
+  Section(const toml::table* table, std::string name) : table_(table), name_(std::move(name)) {}
+
+  std::string key(std::string_view k) const { return name_.empty() ? std::string(k) : name_ + "." + std::string(k); }
+
+  template <typename T>
+  void get(std::string_view k, T& out) {
+    const toml::node* node = find(k);
+    if (!node) return;
+    if constexpr (std::is_same_v<T, bool>) {
+      auto v = node->value<bool>();
+      if (!v) fail(k, "must be true or false");
+      out = *v;
+    } else if constexpr (std::is_integral_v<T>) {
+      auto v = node->value<int64_t>();
+      if (!v || !node->is_integer()) fail(k, "must be an integer");
+      if (*v < static_cast<int64_t>(std::numeric_limits<T>::min()) ||
+          static_cast<uint64_t>(*v) > static_cast<uint64_t>(std::numeric_limits<T>::max())) {
+        fail(k, "is out of range");
+      }
+      out = static_cast<T>(*v);
+    } else if constexpr (std::is_floating_point_v<T>) {
+      auto v = node->value<double>();
+      if (!v) fail(k, "must be a number");
+      out = static_cast<T>(*v);
+    } else if constexpr (std::is_same_v<T, std::string>) {
+      auto v = node->value<std::string>();
+      if (!v || !node->is_string()) fail(k, "must be a string");
+      out = *v;
+    } else if constexpr (std::is_same_v<T, std::vector<std::string>>) {
+      const auto* arr = node->as_array();
+      if (!arr) fail(k, "must be an array of strings");
+      out.clear();
+      for (const auto& el : *arr) {
+        auto v = el.value<std::string>();
+        if (!v || !el.is_string()) fail(k, "must be an array of strings");
+        out.push_back(*v);
+      }
+    } else {
+      static_assert(sizeof(T) == 0, "unsupported config type");
+    }
+  }
+
+  void get_ms(std::string_view k, std::chrono::milliseconds& out) {
+    int64_t v = out.count();
+    get(k, v);
+    if (v < 0) fail(k, "must be >= 0");
+    out = std::chrono::milliseconds(v);
+  }
+
+  const toml::node* find(std::string_view k) {
+    used_.insert(std::string(k));
+    return table_ ? table_->get(k) : nullptr;
+  }
+
+  [[noreturn]] void fail(std::string_view k, std::string_view why) const {
+    throw ConfigError(key(k) + ": " + std::string(why));
+  }
+
+  // Every key present in the table must have been read.
+  void finish() const {
+    if (!table_) return;
+    for (const auto& [k, v] : *table_) {
+      std::string name(k.str());
+      if (!used_.count(name)) throw ConfigError(key(name) + ": unknown key");
+    }
+  }
+
+ private:
+  const toml::table* table_;
+  std::string name_;
+  std::set<std::string> used_;
+};
+
+const toml::table* subtable(const toml::table& root, std::string_view name) {
+  const toml::node* n = root.get(name);
+  if (!n) return nullptr;
+  if (!n->is_table()) throw ConfigError(std::string(name) + ": must be a table ([" + std::string(name) + "])");
+  return n->as_table();
+}
+
+void read_server(const toml::table& root, ServerConfig& c) {
+  Section s(subtable(root, "server"), "server");
+  s.get_ms("drain_grace_ms", c.drain_grace);
+  s.get("models_dir", c.models_dir);
+  s.finish();
+}
+
+void read_http(const toml::table& root, net::HttpConfig& c) {
+  Section s(subtable(root, "http"), "http");
+  s.get("host", c.host);
+  s.get("port", c.port);
+  s.get("io_threads", c.io_threads);
+  s.get("max_header_bytes", c.max_header_bytes);
+  s.get("max_body_bytes", c.max_body_bytes);
+  s.get_ms("header_timeout_ms", c.header_timeout);
+  s.get_ms("body_timeout_ms", c.body_timeout);
+  s.get_ms("write_timeout_ms", c.write_timeout);
+  s.get_ms("keepalive_timeout_ms", c.keepalive_timeout);
+  s.get("cors_allowed_origins", c.cors_allowed_origins);
+  s.get("static_dir", c.static_dir);
+  s.get("stream_queue_limit", c.stream_queue_limit);
+  s.get_ms("ws_ping_interval_ms", c.ws_ping_interval);
+  s.get("ws_max_message_bytes", c.ws_max_message_bytes);
+  s.finish();
+}
+
+void read_tier(const toml::table* tiers, std::string_view name, gateway::TierLimits& limits) {
+  if (!tiers) return;
+  const toml::node* n = tiers->get(name);
+  if (!n) return;
+  if (!n->is_table()) throw ConfigError("gateway.tiers." + std::string(name) + ": must be a table");
+  Section s(n->as_table(), "gateway.tiers." + std::string(name));
+  s.get("rate_per_s", limits.rate_per_s);
+  s.get("burst", limits.burst);
+  s.finish();
+}
+
+void read_gateway(const toml::table& root, gateway::GatewayConfig& c) {
+  const toml::table* t = subtable(root, "gateway");
+  Section s(t, "gateway");
+  s.get("keys_file", c.keys_file);
+  s.get("max_in_flight", c.max_in_flight);
+  if (const toml::node* tiers = s.find("tiers")) {
+    if (!tiers->is_table()) s.fail("tiers", "must be a table");
+    Section ts(tiers->as_table(), "gateway.tiers");
+    ts.find("vip");
+    ts.find("standard");
+    ts.find("batch");
+    ts.finish();
+    read_tier(tiers->as_table(), "vip", c.vip);
+    read_tier(tiers->as_table(), "standard", c.standard);
+    read_tier(tiers->as_table(), "batch", c.batch);
+  }
+  if (const toml::node* keys = s.find("keys")) {
+    const auto* arr = keys->as_array();
+    if (!arr) s.fail("keys", "must be an array of tables ([[gateway.keys]])");
+    c.keys.clear();
+    for (std::size_t i = 0; i < arr->size(); ++i) {
+      const auto* kt = (*arr)[i].as_table();
+      std::string name = "gateway.keys[" + std::to_string(i) + "]";
+      if (!kt) throw ConfigError(name + ": must be a table");
+      Section ks(kt, name);
+      gateway::ApiKeyConfig k;
+      ks.get("name", k.name);
+      ks.get("key", k.key);
+      ks.get("key_sha256", k.key_sha256);
+      std::string tier = "standard";
+      ks.get("tier", tier);
+      auto parsed = gateway::parse_tier(tier);
+      if (!parsed) ks.fail("tier", "must be vip, standard or batch (got \"" + tier + "\")");
+      k.tier = *parsed;
+      double rate = -1, burst = -1;
+      ks.get("rate_per_s", rate);
+      ks.get("burst", burst);
+      if (kt->get("rate_per_s")) k.rate_per_s = rate;
+      if (kt->get("burst")) k.burst = burst;
+      ks.finish();
+      c.keys.push_back(std::move(k));
+    }
+  }
+  s.finish();
+}
+
+void read_log(const toml::table& root, obs::ObsConfig& c) {
+  Section s(subtable(root, "log"), "log");
+  s.get("level", c.log_level);
+  s.get("format", c.log_format);
+  s.finish();
+}
+
+void read_llm(const toml::table& root, LlmSection& c) {
+  Section s(subtable(root, "llm"), "llm");
+  s.get("enabled", c.enabled);
+  s.get("model", c.model);
+  s.get("tokenizer", c.tokenizer);
+  s.get("name", c.name);
+  s.get("chat_template", c.chat_template);
+  s.get("device", c.device);
+  s.get("threads", c.threads);
+  s.get("block_size", c.block_size);
+  s.get("num_blocks", c.num_blocks);
+  s.get("kv_cache_mb", c.kv_cache_mb);
+  s.get("max_num_seqs", c.max_num_seqs);
+  s.get("max_num_batched_tokens", c.max_num_batched_tokens);
+  s.get("max_prefill_chunk", c.max_prefill_chunk);
+  s.get("prefix_caching", c.prefix_caching);
+  s.get("max_queue", c.max_queue);
+  s.get("default_max_tokens", c.default_max_tokens);
+  s.finish();
+}
+
+// "a.b.c=value" -> sets root[a][b][c], creating tables on the way.
+void apply_override(toml::table& root, const std::string& text) {
+  auto eq = text.find('=');
+  if (eq == std::string::npos || eq == 0) {
+    throw ConfigError("--set " + text + ": expected section.key=value");
+  }
+  std::string path = text.substr(0, eq);
+  std::string value = text.substr(eq + 1);
+  std::vector<std::string> parts;
+  std::stringstream ss(path);
+  for (std::string p; std::getline(ss, p, '.');) {
+    if (p.empty()) throw ConfigError("--set " + text + ": empty key segment");
+    parts.push_back(p);
+  }
+  toml::table* t = &root;
+  for (std::size_t i = 0; i + 1 < parts.size(); ++i) {
+    toml::node* n = t->get(parts[i]);
+    if (!n) {
+      t->insert(parts[i], toml::table{});
+      n = t->get(parts[i]);
+    }
+    if (!n->is_table()) throw ConfigError("--set " + text + ": " + parts[i] + " is not a table");
+    t = n->as_table();
+  }
+  // Parse the value as TOML ("8080", "true", "[\"a\"]", "\"x\""); a bare word is a string.
+  try {
+    auto parsed = toml::parse("v = " + value);
+    t->insert_or_assign(parts.back(), *parsed.get("v"));
+  } catch (const toml::parse_error&) {
+    t->insert_or_assign(parts.back(), value);
+  }
+}
+
+}  // namespace
+
+void ServerConfig::validate() const {
+  if (drain_grace.count() < 0) throw std::invalid_argument("server.drain_grace_ms must be >= 0");
+  if (models_dir.empty()) throw std::invalid_argument("server.models_dir must not be empty");
+}
+
+void LlmSection::validate() const {
+  auto bad = [](const std::string& k, const std::string& why) {
+    throw std::invalid_argument("llm." + k + " " + why);
+  };
+  if (!enabled) return;
+  if (model.empty()) bad("model", "must name a checkpoint");
+  if (name.empty()) bad("name", "must not be empty");
+  static const std::set<std::string> templates{"auto", "chatml", "llama3", "llama2", "plain"};
+  if (!templates.count(chat_template)) bad("chat_template", "must be auto, chatml, llama3, llama2 or plain");
+  if (device != "cpu" && !device.starts_with("cuda")) bad("device", "must be cpu or cuda[:N]");
+  if (threads < 0) bad("threads", "must be >= 0");
+  if (block_size < 1 || block_size > 1024) bad("block_size", "must be between 1 and 1024");
+  if (num_blocks < 0) bad("num_blocks", "must be >= 0");
+  if (num_blocks == 0 && kv_cache_mb < 1) bad("kv_cache_mb", "must be >= 1 when num_blocks is 0");
+  if (max_num_seqs < 1) bad("max_num_seqs", "must be >= 1");
+  if (max_num_batched_tokens < max_num_seqs) bad("max_num_batched_tokens", "must be >= max_num_seqs");
+  if (max_prefill_chunk < 1) bad("max_prefill_chunk", "must be >= 1");
+  if (max_queue < 1) bad("max_queue", "must be >= 1");
+  if (default_max_tokens < 1) bad("default_max_tokens", "must be >= 1");
+}
+
+void AppConfig::validate() const {
+  try {
+    server.validate();
+    http.validate();
+    gateway.validate();
+    log.validate();
+    llm.validate();
+  } catch (const std::invalid_argument& e) {
+    throw ConfigError(e.what());
+  }
+}
+
+AppConfig load_config(const std::string& path, const std::vector<std::string>& overrides) {
+  toml::table root;
+  if (!path.empty()) {
+    try {
+      root = toml::parse_file(path);
+    } catch (const toml::parse_error& e) {
+      std::ostringstream msg;
+      msg << path << ":" << e.source().begin.line << ":" << e.source().begin.column << ": "
+          << e.description();
+      throw ConfigError(msg.str());
+    }
+  }
+  for (const auto& o : overrides) apply_override(root, o);
+
+  static const std::set<std::string> sections{"server", "http", "gateway", "log", "llm"};
+  for (const auto& [k, v] : root) {
+    if (!sections.count(std::string(k.str()))) {
+      throw ConfigError(std::string(k.str()) + ": unknown section");
+    }
+  }
+  AppConfig c;
+  read_server(root, c.server);
+  read_http(root, c.http);
+  read_gateway(root, c.gateway);
+  read_log(root, c.log);
+  read_llm(root, c.llm);
+  c.validate();
+  return c;
+}
+
+}  // namespace talkserve::app

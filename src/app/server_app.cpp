@@ -1,0 +1,164 @@
+#include "server_app.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <atomic>
+#include <condition_variable>
+#include <csignal>
+#include <future>
+#include <mutex>
+#include <spdlog/spdlog.h>
+#include <thread>
+
+#include "services.hpp"
+#include "system_routes.hpp"
+#include "systemd_notify.hpp"
+#include "talkserve/gateway/gateway.hpp"
+#include "talkserve/net/http_server.hpp"
+#include "talkserve/net/router.hpp"
+#include "talkserve/obs/metrics.hpp"
+#include "talkserve/sched/clock.hpp"
+
+namespace talkserve::app {
+
+namespace asio = boost::asio;
+
+struct ServerApp::Impl {
+  explicit Impl(AppConfig c)
+      : config(std::move(c)),
+        gateway(config.gateway, sched::steady_clock(), metrics),
+        services(make_services(config, metrics)) {}
+
+  AppConfig config;
+  obs::MetricsRegistry metrics;
+  gateway::Gateway gateway;
+  std::vector<std::unique_ptr<Service>> services;
+  net::Router router;
+  asio::io_context ioc;
+  std::atomic<bool> models_loaded{false};
+  std::atomic<bool> draining{false};
+
+  bool ready() const {
+    if (!models_loaded.load() || draining.load()) return false;
+    for (const auto& s : services) {
+      if (!s->ready()) return false;
+    }
+    return true;
+  }
+};
+
+ServerApp::ServerApp(AppConfig config) : impl_(std::make_unique<Impl>(std::move(config))) {}
+ServerApp::~ServerApp() = default;
+
+int ServerApp::run() {
+  auto& d = *impl_;
+  const auto& cfg = d.config;
+
+  SystemState system{[&d] { return d.ready(); }, [&d] { return d.draining.load(); }, &d.metrics};
+  register_system_routes(d.router, system);
+  for (auto& s : d.services) s->register_routes(d.router);
+  if (!cfg.http.static_dir.empty()) d.router.set_static_root(cfg.http.static_dir);
+
+  auto admission = [&d](const net::Request& req, const net::Route& route) {
+    std::optional<std::string_view> auth;
+    if (auto it = req.find(boost::beast::http::field::authorization); it != req.end()) {
+      auth = std::string_view(it->value());
+    }
+    auto a = d.gateway.admit(auth, route.options.requires_auth);
+    net::AdmissionDecision out;
+    out.status = a.http_status();
+    out.message = a.message;
+    out.code = std::string(a.error_code());
+    out.retry_after_s = a.retry_after_s;
+    out.priority = gateway::priority(a.tier);
+    out.principal = a.key_name;
+    if (a.permit) out.permit = std::make_shared<gateway::InFlightPermit>(std::move(a.permit));
+    return out;
+  };
+
+  net::HttpServer server(d.ioc, cfg.http, d.router, d.metrics, admission);
+  uint16_t port = 0;
+  try {
+    port = server.start();
+  } catch (const std::exception& e) {
+    spdlog::critical("{}", e.what());
+    return 1;
+  }
+  // The actual port on one line, machine-readable, so tests and scripts can find it.
+  spdlog::info("listening on http://{}:{}", cfg.http.host, port);
+  std::printf("talkserve listening on %s:%u\n", cfg.http.host.c_str(), static_cast<unsigned>(port));
+  std::fflush(stdout);
+
+  // Shutdown is requested by a signal and carried out on this (the main) thread.
+  std::promise<int> shutdown;
+  auto shutdown_future = shutdown.get_future();
+  std::atomic<bool> shutdown_requested{false};
+  asio::signal_set signals(d.ioc, SIGINT, SIGTERM);
+  signals.async_wait([&](const boost::system::error_code& ec, int signo) {
+    if (ec) return;
+    if (!shutdown_requested.exchange(true)) shutdown.set_value(signo);
+  });
+
+  asio::steady_timer watchdog(d.ioc);
+  std::function<void()> arm_watchdog;
+  if (auto interval = watchdog_interval()) {
+    arm_watchdog = [&, interval] {
+      notify_watchdog();
+      watchdog.expires_after(*interval);
+      watchdog.async_wait([&](const boost::system::error_code& ec) {
+        if (!ec) arm_watchdog();
+      });
+    };
+    arm_watchdog();
+  }
+
+  std::vector<std::thread> io_threads;
+  for (int i = 0; i < cfg.http.io_threads; ++i) {
+    io_threads.emplace_back([&d] { d.ioc.run(); });
+  }
+
+  // Model loading happens here, off the I/O threads; /healthz answers meanwhile and /readyz
+  // says 503 until every service is ready.
+  std::thread loader([&] {
+    for (auto& s : d.services) {
+      try {
+        spdlog::info("starting {}", s->name());
+        s->start();
+        spdlog::info("{} ready", s->name());
+      } catch (const std::exception& e) {
+        spdlog::critical("{} failed to start: {}", s->name(), e.what());
+        if (!shutdown_requested.exchange(true)) shutdown.set_value(-1);
+        return;
+      }
+    }
+    d.models_loaded = true;
+    notify_ready();
+    spdlog::info("ready");
+  });
+
+  int signo = shutdown_future.get();
+  loader.join();
+  int status = signo < 0 ? 1 : 0;
+  if (signo > 0) spdlog::info("signal {} received: draining (grace {} ms)", signo, cfg.server.drain_grace.count());
+  notify_stopping();
+  d.draining = true;
+  d.gateway.set_draining(true);
+  server.begin_drain();
+  for (auto& s : d.services) s->drain();
+  if (!server.wait_idle(cfg.server.drain_grace)) {
+    spdlog::warn("grace period over with {} requests in flight; closing them", server.in_flight());
+  }
+  server.stop();  // WebSockets get 1001 going away
+  for (auto& s : d.services) s->stop();
+  // Give close frames and final chunks a moment to leave, then stop the loop.
+  server.wait_closed(std::chrono::seconds(2));
+  signals.cancel();
+  watchdog.cancel();
+  d.ioc.stop();
+  for (auto& t : io_threads) t.join();
+  spdlog::info("stopped");
+  return status;
+}
+
+}  // namespace talkserve::app

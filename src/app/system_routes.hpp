@@ -1,0 +1,23 @@
+#pragma once
+// /healthz, /readyz and /metrics: no authentication, never queued behind model work.
+
+#include <functional>
+
+namespace talkserve::net {
+class Router;
+}
+namespace talkserve::obs {
+class MetricsRegistry;
+}
+
+namespace talkserve::app {
+
+struct SystemState {
+  std::function<bool()> ready;     // every configured model loaded and not draining
+  std::function<bool()> draining;
+  obs::MetricsRegistry* metrics = nullptr;
+};
+
+void register_system_routes(net::Router& router, SystemState state);
+
+}  // namespace talkserve::app

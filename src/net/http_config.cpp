@@ -1,0 +1,33 @@
+#include "talkserve/net/http_config.hpp"
+
+#include <stdexcept>
+#include <string>
+
+namespace talkserve::net {
+
+namespace {
+void require(bool ok, const std::string& key, const std::string& why) {
+  if (!ok) throw std::invalid_argument("http." + key + " " + why);
+}
+}  // namespace
+
+void HttpConfig::validate() const {
+  require(!host.empty(), "host", "must not be empty");
+  require(io_threads >= 1 && io_threads <= 256, "io_threads", "must be between 1 and 256");
+  require(max_header_bytes >= 1024, "max_header_bytes", "must be at least 1024");
+  require(max_body_bytes >= 1, "max_body_bytes", "must be at least 1");
+  require(header_timeout.count() > 0, "header_timeout_ms", "must be > 0");
+  require(body_timeout.count() > 0, "body_timeout_ms", "must be > 0");
+  require(write_timeout.count() > 0, "write_timeout_ms", "must be > 0");
+  require(keepalive_timeout.count() > 0, "keepalive_timeout_ms", "must be > 0");
+  require(stream_queue_limit >= 1, "stream_queue_limit", "must be at least 1");
+  require(ws_ping_interval.count() > 0, "ws_ping_interval_ms", "must be > 0");
+  require(ws_max_message_bytes >= 1024, "ws_max_message_bytes", "must be at least 1024");
+  for (const auto& origin : cors_allowed_origins) {
+    require(origin == "*" || origin.starts_with("http://") || origin.starts_with("https://"),
+            "cors_allowed_origins", "entries must be \"*\" or start with http:// or https:// (got \"" +
+                                        origin + "\")");
+  }
+}
+
+}  // namespace talkserve::net

@@ -1,0 +1,521 @@
+// One HTTP/1.1 connection: read a request head under the header timeout, pick the route and
+// its body limit, read the body under the body timeout, ask the gateway, run the handler,
+// repeat while keep-alive holds. Every failure is answered in the JSON error shape.
+
+#include <boost/asio/co_spawn.hpp>
+#include <spdlog/spdlog.h>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/websocket/rfc6455.hpp>
+#include <chrono>
+
+#include "server_state.hpp"
+#include "static_files.hpp"
+#include "talkserve/obs/log.hpp"
+#include "talkserve/obs/trace.hpp"
+#include "websocket_impl.hpp"
+
+namespace talkserve::net {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+constexpr auto kServerName = "talkserve/" TALKSERVE_VERSION;
+
+std::optional<std::string_view> header_value(const Request& req, http::field f) {
+  auto it = req.find(f);
+  if (it == req.end()) return std::nullopt;
+  return std::string_view(it->value());
+}
+std::optional<std::string_view> header_value(const Request& req, std::string_view name) {
+  auto it = req.find(beast::string_view(name.data(), name.size()));
+  if (it == req.end()) return std::nullopt;
+  return std::string_view(it->value());
+}
+
+class Connection;
+
+class Exchange final : public HttpExchange {
+ public:
+  Exchange(Connection& conn, Request req) : conn_(conn), req_(std::move(req)) {}
+  const Request& request() const override { return req_; }
+  RequestContext& context() override { return ctx_; }
+  asio::any_io_executor executor() override;
+  asio::awaitable<void> respond(Response res) override;
+  asio::awaitable<std::shared_ptr<StreamWriter>> start_stream(std::string content_type,
+                                                              http::status status) override;
+  bool responded() const override { return responded_; }
+  void watch_disconnect(std::function<void()> on_gone) override;
+
+  // Headers every response carries (trace id, server, CORS).
+  template <typename Msg>
+  void decorate(Msg& res) const;
+
+  Connection& conn_;
+  Request req_;
+  RequestContext ctx_;
+  bool responded_ = false;
+  bool write_failed_ = false;
+  bool close_after_ = false;
+  unsigned status_ = 0;
+  std::shared_ptr<StreamWriter> stream_;
+};
+
+class Connection final : public LiveConnection, public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(std::shared_ptr<ServerState> state, tcp::socket socket)
+      : state_(std::move(state)), stream_(std::move(socket)) {}
+
+  asio::awaitable<void> run();
+  void on_drain() override {
+    asio::post(stream_.get_executor(), [self = shared_from_this()] {
+      self->draining_ = true;
+      if (self->idle_) self->close_socket();
+    });
+  }
+  void force_close() override {
+    asio::post(stream_.get_executor(), [self = shared_from_this()] { self->close_socket(); });
+  }
+
+  void close_socket() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+    stream_.socket().close(ec);
+  }
+
+  // Best-effort error answer on a connection that will be closed afterwards.
+  asio::awaitable<void> send_error_and_close(http::status status, std::string_view message,
+                                             std::string_view type, std::string_view code,
+                                             const std::string& route);
+  asio::awaitable<void> handle(Request req, RouteMatch match, std::string trace_id,
+                               std::chrono::steady_clock::time_point received);
+  asio::awaitable<void> watch_peer(std::function<void()> on_gone);
+
+  std::shared_ptr<ServerState> state_;
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  bool idle_ = true;
+  bool draining_ = false;
+  bool close_ = false;
+  bool upgraded_ = false;
+  bool watching_ = false;
+};
+
+asio::any_io_executor Exchange::executor() { return conn_.stream_.get_executor(); }
+
+template <typename Msg>
+void Exchange::decorate(Msg& res) const {
+  res.set(http::field::server, kServerName);
+  if (!ctx_.trace_id.empty()) res.set("X-Request-Id", ctx_.trace_id);
+  const auto& origins = conn_.state_->config.cors_allowed_origins;
+  if (!origins.empty()) {
+    auto origin = header_value(req_, http::field::origin);
+    if (origin) {
+      bool any = std::find(origins.begin(), origins.end(), "*") != origins.end();
+      bool listed = std::find(origins.begin(), origins.end(), *origin) != origins.end();
+      if (any || listed) {
+        res.set(http::field::access_control_allow_origin, any ? "*" : std::string(*origin));
+        res.set(http::field::access_control_expose_headers, "X-Request-Id, Retry-After");
+        if (!any) res.set(http::field::vary, "Origin");
+      }
+    }
+  }
+}
+
+asio::awaitable<void> Exchange::respond(Response res) {
+  if (responded_) throw std::logic_error("response already sent for this request");
+  responded_ = true;
+  status_ = res.result_int();
+  decorate(res);
+  bool keep = req_.keep_alive() && !close_after_ && !conn_.draining_ &&
+              !conn_.state_->draining.load();
+  res.keep_alive(keep);
+  if (!keep) conn_.close_ = true;
+  if (!res.has_content_length() && !res.chunked() && req_.method() != http::verb::head &&
+      res.result() != http::status::not_modified) {
+    res.prepare_payload();
+  }
+  conn_.stream_.expires_after(conn_.state_->config.write_timeout);
+  beast::error_code ec;
+  if (req_.method() == http::verb::head) {
+    http::response_serializer<http::string_body> sr(res);
+    co_await http::async_write_header(conn_.stream_, sr,
+                                      asio::redirect_error(asio::use_awaitable, ec));
+  } else {
+    co_await http::async_write(conn_.stream_, res, asio::redirect_error(asio::use_awaitable, ec));
+  }
+  conn_.stream_.expires_never();
+  if (ec) {
+    write_failed_ = true;
+    conn_.close_ = true;
+  }
+}
+
+asio::awaitable<std::shared_ptr<StreamWriter>> Exchange::start_stream(std::string content_type,
+                                                                      http::status status) {
+  if (responded_) throw std::logic_error("response already sent for this request");
+  responded_ = true;
+  status_ = static_cast<unsigned>(status);
+  http::response<http::empty_body> res{status, req_.version()};
+  decorate(res);
+  res.set(http::field::content_type, content_type);
+  res.set(http::field::cache_control, "no-cache");
+  res.set("X-Accel-Buffering", "no");
+  res.chunked(true);
+  // The watcher below reads from the socket, so the connection is not reused afterwards.
+  res.keep_alive(false);
+  conn_.close_ = true;
+  http::response_serializer<http::empty_body> sr(res);
+  conn_.stream_.expires_after(conn_.state_->config.write_timeout);
+  beast::error_code ec;
+  co_await http::async_write_header(conn_.stream_, sr, asio::redirect_error(asio::use_awaitable, ec));
+  conn_.stream_.expires_never();
+
+  auto& conn = conn_;
+  auto timeout = conn_.state_->config.write_timeout;
+  stream_ = std::make_shared<StreamWriter>(
+      conn_.stream_.get_executor(), conn_.state_->config.stream_queue_limit,
+      [&conn, timeout](std::string& msg) -> asio::awaitable<beast::error_code> {
+        beast::error_code wec;
+        conn.stream_.expires_after(timeout);
+        co_await asio::async_write(conn.stream_, http::make_chunk(asio::buffer(msg)),
+                                   asio::redirect_error(asio::use_awaitable, wec));
+        conn.stream_.expires_never();
+        co_return wec;
+      });
+  if (ec) {
+    write_failed_ = true;
+    stream_->abort();
+  } else {
+    std::weak_ptr<StreamWriter> weak = stream_;
+    watch_disconnect([weak] {
+      if (auto s = weak.lock()) s->abort();
+    });
+  }
+  co_return stream_;
+}
+
+void Exchange::watch_disconnect(std::function<void()> on_gone) {
+  close_after_ = true;
+  if (conn_.watching_) return;
+  conn_.watching_ = true;
+  asio::co_spawn(conn_.stream_.get_executor(),
+                 conn_.watch_peer(std::move(on_gone)), asio::detached);
+}
+
+// Waits until the peer closes its side. Bytes that arrive meanwhile are discarded: the
+// connection is closed after this response anyway.
+asio::awaitable<void> Connection::watch_peer(std::function<void()> on_gone) {
+  auto self = shared_from_this();
+  for (;;) {
+    beast::error_code ec;
+    co_await stream_.socket().async_wait(tcp::socket::wait_read,
+                                         asio::redirect_error(asio::use_awaitable, ec));
+    if (!ec && stream_.socket().is_open()) {
+      std::size_t avail = stream_.socket().available(ec);
+      if (!ec && avail > 0) {
+        std::array<char, 4096> sink;
+        stream_.socket().read_some(asio::buffer(sink, std::min(avail, sink.size())), ec);
+        if (!ec) continue;
+      }
+    }
+    break;
+  }
+  if (on_gone) on_gone();
+}
+
+asio::awaitable<void> Connection::send_error_and_close(http::status status,
+                                                       std::string_view message,
+                                                       std::string_view type,
+                                                       std::string_view code,
+                                                       const std::string& route) {
+  close_ = true;
+  auto res = make_error(status, message, type, code);
+  res.set(http::field::server, kServerName);
+  res.keep_alive(false);
+  stream_.expires_after(std::chrono::seconds(2));
+  beast::error_code ec;
+  co_await http::async_write(stream_, res, asio::redirect_error(asio::use_awaitable, ec));
+  state_->record(route, res.result_int(), 0.0);
+}
+
+asio::awaitable<void> Connection::run() {
+  auto self = shared_from_this();
+  const auto& cfg = state_->config;
+  const uint64_t id = state_->add(weak_from_this());
+  for (;;) {
+    if (draining_ || state_->draining.load()) break;
+    idle_ = true;
+    beast::error_code ec;
+    if (buffer_.size() == 0) {
+      // Keep-alive idle: wait for the first byte of the next request.
+      stream_.expires_after(cfg.keepalive_timeout);
+      auto n = co_await stream_.async_read_some(buffer_.prepare(4096),
+                                                asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) break;
+      buffer_.commit(n);
+    }
+    idle_ = false;
+    const auto received = std::chrono::steady_clock::now();
+
+    http::request_parser<http::string_body> parser;
+    parser.header_limit(static_cast<std::uint32_t>(cfg.max_header_bytes));
+    parser.body_limit(cfg.max_body_bytes);
+    stream_.expires_after(cfg.header_timeout);
+    co_await http::async_read_header(stream_, buffer_, parser,
+                                     asio::redirect_error(asio::use_awaitable, ec));
+    if (ec == http::error::header_limit) {
+      co_await send_error_and_close(http::status::request_header_fields_too_large,
+                                    "request headers exceed " +
+                                        std::to_string(cfg.max_header_bytes) + " bytes",
+                                    "invalid_request_error", "headers_too_large", "-");
+      break;
+    }
+    if (ec == beast::error::timeout) {
+      co_await send_error_and_close(http::status::request_timeout,
+                                    "request head not received in time",
+                                    "invalid_request_error", "request_timeout", "-");
+      break;
+    }
+    if (ec == http::error::end_of_stream || ec == asio::error::eof ||
+        ec == asio::error::connection_reset || ec == asio::error::operation_aborted ||
+        ec == asio::error::bad_descriptor) {
+      break;
+    }
+    if (ec) {
+      co_await send_error_and_close(http::status::bad_request,
+                                    "malformed HTTP request: " + ec.message(),
+                                    "invalid_request_error", "bad_request", "-");
+      break;
+    }
+
+    const auto& head = parser.get();
+    std::string trace_id = obs::resolve_trace_id(header_value(head, "traceparent"),
+                                                 header_value(head, "X-Request-Id"));
+    auto match = state_->router.match(head.method(), std::string_view(head.target()));
+    std::size_t limit = cfg.max_body_bytes;
+    std::string route_name = "-";
+    if (match.kind == RouteMatch::Kind::found) {
+      route_name = match.route->options.name;
+      if (match.route->options.body_limit) limit = *match.route->options.body_limit;
+    }
+    parser.body_limit(limit);
+    if (parser.content_length() && *parser.content_length() > limit) {
+      co_await send_error_and_close(http::status::payload_too_large,
+                                    "request body of " + std::to_string(*parser.content_length()) +
+                                        " bytes exceeds the limit of " + std::to_string(limit) +
+                                        " bytes for this route",
+                                    "invalid_request_error", "body_too_large", route_name);
+      break;
+    }
+    if (!parser.is_done()) {
+      auto expect = head[http::field::expect];
+      if (beast::iequals(expect, "100-continue")) {
+        static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+        stream_.expires_after(cfg.write_timeout);
+        co_await asio::async_write(stream_, asio::buffer(kContinue.data(), kContinue.size()),
+                                   asio::redirect_error(asio::use_awaitable, ec));
+        if (ec) break;
+      }
+      stream_.expires_after(cfg.body_timeout);
+      co_await http::async_read(stream_, buffer_, parser,
+                                asio::redirect_error(asio::use_awaitable, ec));
+      if (ec == http::error::body_limit) {
+        co_await send_error_and_close(http::status::payload_too_large,
+                                      "request body exceeds the limit of " +
+                                          std::to_string(limit) + " bytes for this route",
+                                      "invalid_request_error", "body_too_large", route_name);
+        break;
+      }
+      if (ec == beast::error::timeout) {
+        co_await send_error_and_close(http::status::request_timeout,
+                                      "request body not received in time",
+                                      "invalid_request_error", "request_timeout", route_name);
+        break;
+      }
+      if (ec == http::error::end_of_stream || ec == asio::error::eof ||
+          ec == asio::error::connection_reset || ec == asio::error::operation_aborted) {
+        break;
+      }
+      if (ec) {
+        co_await send_error_and_close(http::status::bad_request,
+                                      "malformed HTTP request body: " + ec.message(),
+                                      "invalid_request_error", "bad_request", route_name);
+        break;
+      }
+    }
+    stream_.expires_never();
+    co_await handle(parser.release(), std::move(match), std::move(trace_id), received);
+    if (close_ || upgraded_) break;
+  }
+  if (!upgraded_) {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    stream_.socket().close(ec);
+  }
+  state_->remove(id);
+}
+
+asio::awaitable<void> Connection::handle(Request req, RouteMatch match, std::string trace_id,
+                                         std::chrono::steady_clock::time_point received) {
+  Exchange ex(*this, std::move(req));
+  ex.ctx_.trace_id = std::move(trace_id);
+  ex.ctx_.received = received;
+  ex.ctx_.params = std::move(match.params);
+  const Request& r = ex.req_;
+  std::string route_name = match.route ? match.route->options.name : "-";
+  ex.ctx_.route_name = route_name;
+  obs::RequestLogger log(ex.ctx_.trace_id);
+
+  auto finish = [&] {
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - received).count();
+    state_->record(route_name, ex.status_, secs);
+    log.debug("{} {} -> {} in {:.3f} ms", std::string_view(r.method_string()),
+              std::string_view(r.target()), ex.status_, secs * 1e3);
+  };
+
+  // CORS preflight.
+  if (r.method() == http::verb::options && !state_->config.cors_allowed_origins.empty() &&
+      r.find(http::field::access_control_request_method) != r.end()) {
+    Response res{http::status::no_content, r.version()};
+    res.set(http::field::access_control_allow_methods, "GET, POST, DELETE, OPTIONS");
+    res.set(http::field::access_control_allow_headers,
+            "Authorization, Content-Type, X-Request-Id, traceparent");
+    res.set(http::field::access_control_max_age, "600");
+    co_await ex.respond(std::move(res));
+    route_name = "preflight";
+    finish();
+    co_return;
+  }
+
+  if (match.kind == RouteMatch::Kind::not_found) {
+    const auto& root = state_->router.static_root();
+    if (!root.empty() && (r.method() == http::verb::get || r.method() == http::verb::head)) {
+      if (auto res = serve_static(root, r)) {
+        route_name = "static";
+        co_await ex.respond(std::move(*res));
+        finish();
+        co_return;
+      }
+    }
+    co_await ex.respond(make_error(http::status::not_found,
+                                   "no route for " + std::string(r.method_string()) + " " +
+                                       std::string(r.target()),
+                                   "invalid_request_error", "not_found", r.version()));
+    finish();
+    co_return;
+  }
+  if (match.kind == RouteMatch::Kind::method_not_allowed) {
+    auto res = make_error(http::status::method_not_allowed,
+                          "method " + std::string(r.method_string()) + " is not allowed on " +
+                              std::string(r.target()) + "; allowed: " + match.allow,
+                          "invalid_request_error", "method_not_allowed", r.version());
+    res.set(http::field::allow, match.allow);
+    co_await ex.respond(std::move(res));
+    finish();
+    co_return;
+  }
+
+  const Route& route = *match.route;
+  if (state_->admission) {
+    AdmissionDecision d = state_->admission(r, route);
+    if (d.status != 200) {
+      auto status = static_cast<http::status>(d.status);
+      std::string type = d.status == 401   ? "authentication_error"
+                         : d.status == 429 ? "rate_limit_error"
+                                           : "server_overloaded";
+      auto res = make_error(status, d.message, type, d.code, r.version());
+      if (d.retry_after_s > 0) res.set(http::field::retry_after, std::to_string(d.retry_after_s));
+      if (d.status == 401) res.set(http::field::www_authenticate, "Bearer");
+      co_await ex.respond(std::move(res));
+      finish();
+      co_return;
+    }
+    ex.ctx_.priority = d.priority;
+    ex.ctx_.principal = std::move(d.principal);
+    ex.ctx_.admission = std::move(d.permit);
+  }
+
+  if (route.websocket) {
+    if (!beast::websocket::is_upgrade(r)) {
+      auto res = make_error(http::status::upgrade_required,
+                            "this route takes a WebSocket upgrade", "invalid_request_error",
+                            "upgrade_required", r.version());
+      res.set(http::field::upgrade, "websocket");
+      co_await ex.respond(std::move(res));
+      finish();
+      co_return;
+    }
+    upgraded_ = true;
+    ex.status_ = 101;
+    finish();
+    auto handler = route.websocket(ex.ctx_);
+    run_websocket(state_, std::move(stream_), std::move(ex.req_), std::move(ex.ctx_),
+                  std::move(handler), std::move(buffer_));
+    co_return;
+  }
+
+  state_->request_started();
+  std::string failure;
+  try {
+    co_await route.handler(ex);
+  } catch (const std::exception& e) {
+    failure = e.what();
+  } catch (...) {
+    failure = "unknown exception";
+  }
+  if (!failure.empty()) {
+    log.error("handler for {} failed: {}", route_name, failure);
+    if (!ex.responded()) {
+      co_await ex.respond(make_error(http::status::internal_server_error,
+                                     "internal error: " + failure, "server_error",
+                                     "internal_error", r.version()));
+    } else if (ex.stream_) {
+      ex.stream_->close();
+    }
+  }
+  if (ex.stream_) {
+    // The producer pushes from its own thread; drain until it closes or the client leaves.
+    auto ec = co_await ex.stream_->run();
+    if (!ec && !ex.write_failed_) {
+      beast::error_code wec;
+      stream_.expires_after(state_->config.write_timeout);
+      co_await asio::async_write(stream_, http::make_chunk_last(),
+                                 asio::redirect_error(asio::use_awaitable, wec));
+      stream_.expires_never();
+    }
+    close_ = true;
+  } else if (!ex.responded()) {
+    co_await ex.respond(make_error(http::status::internal_server_error,
+                                   "the handler produced no response", "server_error",
+                                   "internal_error", r.version()));
+  }
+  state_->request_finished();
+  finish();
+}
+
+}  // namespace
+
+void start_connection(std::shared_ptr<ServerState> state, tcp::socket socket) {
+  auto conn = std::make_shared<Connection>(std::move(state), std::move(socket));
+  auto ex = conn->stream_.get_executor();
+  asio::co_spawn(ex, [conn]() -> asio::awaitable<void> { co_await conn->run(); },
+                 [](std::exception_ptr e) {
+                   if (!e) return;
+                   try {
+                     std::rethrow_exception(e);
+                   } catch (const std::exception& ex) {
+                     spdlog::error("connection coroutine failed: {}", ex.what());
+                   }
+                 });
+}
+
+}  // namespace talkserve::net

@@ -1,0 +1,70 @@
+#pragma once
+// State shared by the listener and its connections (internal to src/net).
+
+#include <atomic>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include "talkserve/net/http_server.hpp"
+
+namespace talkserve::net {
+
+// A live connection or WebSocket session, as the server sees it during shutdown.
+class LiveConnection {
+ public:
+  virtual ~LiveConnection() = default;
+  // Draining started: close if idle between requests; WebSockets are told to wind down.
+  virtual void on_drain() = 0;
+  // Grace period over: close now (WebSockets with 1001 going away).
+  virtual void force_close() = 0;
+};
+
+struct ServerState {
+  ServerState(HttpConfig c, const Router& r, obs::MetricsRegistry& m, AdmissionHook a)
+      : config(std::move(c)), router(r), metrics(m), admission(std::move(a)) {}
+
+  const HttpConfig config;
+  const Router& router;
+  obs::MetricsRegistry& metrics;
+  const AdmissionHook admission;
+
+  std::atomic<bool> draining{false};
+  std::atomic<std::size_t> in_flight{0};
+
+  std::mutex mutex;
+  std::condition_variable idle_cv;
+  std::unordered_map<uint64_t, std::weak_ptr<LiveConnection>> live;
+  uint64_t next_id = 1;
+
+  uint64_t add(std::weak_ptr<LiveConnection> c) {
+    std::lock_guard lock(mutex);
+    auto id = next_id++;
+    live.emplace(id, std::move(c));
+    return id;
+  }
+  void remove(uint64_t id) {
+    std::lock_guard lock(mutex);
+    live.erase(id);
+    idle_cv.notify_all();
+  }
+  void request_started() { in_flight.fetch_add(1); }
+  void request_finished() {
+    if (in_flight.fetch_sub(1) == 1) {
+      std::lock_guard lock(mutex);
+      idle_cv.notify_all();
+    }
+  }
+  // Records talkserve_http_requests_total and the duration histogram.
+  void record(const std::string& route, unsigned code, double seconds);
+};
+
+// Runs one accepted TCP connection until it closes.
+void start_connection(std::shared_ptr<ServerState> state, boost::asio::ip::tcp::socket socket);
+
+}  // namespace talkserve::net
