@@ -38,11 +38,11 @@ CliParse parse_cli(int argc, const char* const* argv) {
       o.show_version = true;
     } else if (a == "--check-config") {
       o.check_config = true;
-    } else if (a.starts_with("--config")) {
+    } else if (a == "--config" || a.starts_with("--config=")) {
       auto v = value("--config");
-      if (!v) return {std::nullopt, "--config needs a file name"};
+      if (!v || v->empty()) return {std::nullopt, "--config needs a file name"};
       o.config_path = *v;
-    } else if (a.starts_with("--set")) {
+    } else if (a == "--set" || a.starts_with("--set=")) {
       auto v = value("--set");
       if (!v) return {std::nullopt, "--set needs section.key=value"};
       o.overrides.push_back(*v);

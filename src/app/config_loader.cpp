@@ -3,8 +3,13 @@
 
 #include <toml++/toml.h>
 
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <set>
 #include <sstream>
+#include <utility>
 
 #include "talkserve/app/config.hpp"
 
@@ -24,16 +29,16 @@ class Section {
     const toml::node* node = find(k);
     if (!node) return;
     if constexpr (std::is_same_v<T, bool>) {
+      // value<bool>() also converts integers; 1 is not a valid boolean here.
       auto v = node->value<bool>();
-      if (!v) fail(k, "must be true or false");
+      if (!v || !node->is_boolean()) fail(k, "must be true or false");
       out = *v;
     } else if constexpr (std::is_integral_v<T>) {
       auto v = node->value<int64_t>();
       if (!v || !node->is_integer()) fail(k, "must be an integer");
-      if (*v < static_cast<int64_t>(std::numeric_limits<T>::min()) ||
-          static_cast<uint64_t>(*v) > static_cast<uint64_t>(std::numeric_limits<T>::max())) {
-        fail(k, "is out of range");
-      }
+      // std::in_range compares signed and unsigned correctly: -1 fits an int (so validate()
+      // can say why it is wrong) but not a uint16_t port.
+      if (!std::in_range<T>(*v)) fail(k, "is out of range");
       out = static_cast<T>(*v);
     } else if constexpr (std::is_floating_point_v<T>) {
       auto v = node->value<double>();
@@ -214,6 +219,8 @@ void apply_override(toml::table& root, const std::string& text) {
   }
   std::string path = text.substr(0, eq);
   std::string value = text.substr(eq + 1);
+  // getline drops a trailing empty segment, so "http.=1" would otherwise set the table "http".
+  if (path.back() == '.') throw ConfigError("--set " + text + ": empty key segment");
   std::vector<std::string> parts;
   std::stringstream ss(path);
   for (std::string p; std::getline(ss, p, '.');) {
@@ -272,7 +279,17 @@ void AppConfig::validate() const {
     server.validate();
     http.validate();
     gateway.validate();
-    log.validate();
+    // ObsConfig names its keys "obs.log_*"; in the file they are log.level and log.format.
+    try {
+      obs::parse_log_level(log.log_level);
+    } catch (const std::invalid_argument& e) {
+      throw ConfigError(std::string("log.level: ") + e.what());
+    }
+    try {
+      obs::parse_log_format(log.log_format);
+    } catch (const std::invalid_argument& e) {
+      throw ConfigError(std::string("log.format: ") + e.what());
+    }
     llm.validate();
   } catch (const std::invalid_argument& e) {
     throw ConfigError(e.what());
@@ -282,6 +299,16 @@ void AppConfig::validate() const {
 AppConfig load_config(const std::string& path, const std::vector<std::string>& overrides) {
   toml::table root;
   if (!path.empty()) {
+    // toml++ reports an unreadable file as "path:0:0: File could not be opened"; say why.
+    std::error_code ec;
+    const auto st = std::filesystem::status(path, ec);
+    if (!std::filesystem::exists(st)) throw ConfigError("config file '" + path + "': not found");
+    if (std::filesystem::is_directory(st)) {
+      throw ConfigError("config file '" + path + "': is a directory");
+    }
+    if (std::ifstream probe(path); !probe) {
+      throw ConfigError("config file '" + path + "': cannot be opened (" + std::strerror(errno) + ")");
+    }
     try {
       root = toml::parse_file(path);
     } catch (const toml::parse_error& e) {

@@ -1,12 +1,22 @@
 #include "services.hpp"
 
+#ifdef TALKSERVE_HAVE_LLM
+#include "talkserve/llm/llm_service.hpp"
+#endif
+
 namespace talkserve::app {
 
 std::vector<std::unique_ptr<Service>> make_services(const AppConfig& config,
                                                     obs::MetricsRegistry& metrics) {
   std::vector<std::unique_ptr<Service>> out;
-  (void)config;
+#ifdef TALKSERVE_HAVE_LLM
+  if (config.llm.enabled) out.push_back(llm::make_llm_service(config, metrics));
+#else
+  if (config.llm.enabled) {
+    throw ConfigError("llm.enabled: this build has no LLM module (set llm.enabled = false)");
+  }
   (void)metrics;
+#endif
   return out;
 }
 

@@ -54,7 +54,9 @@ class Session final : public WebSocketSession,
   const RequestContext& context() const override { return ctx_; }
   asio::any_io_executor executor() override { return ws_.get_executor(); }
 
-  void on_drain() override {}
+  void on_drain() override {
+    asio::post(ws_.get_executor(), [self = shared_from_this()] { self->tell_draining(); });
+  }
   void force_close() override { close(1001, "server shutting down"); }
 
   asio::awaitable<void> run(Request upgrade, beast::flat_buffer buffer);
@@ -69,6 +71,12 @@ class Session final : public WebSocketSession,
     return writer_->push(std::move(framed));
   }
   asio::awaitable<void> write_loop();
+  // On the strand: asks the handler to wind down, once, if the session is open.
+  void tell_draining() {
+    if (drain_told_ || !writer_ || closed_) return;
+    drain_told_ = true;
+    handler_->on_drain(shared_from_this());
+  }
 
   std::shared_ptr<ServerState> state_;
   websocket::stream<beast::tcp_stream> ws_;
@@ -78,6 +86,7 @@ class Session final : public WebSocketSession,
   asio::steady_timer read_gate_;
   bool close_requested_ = false;
   bool closed_ = false;
+  bool drain_told_ = false;
   websocket::close_reason close_reason_{websocket::close_code::normal};
 };
 
@@ -132,6 +141,8 @@ asio::awaitable<void> Session::run(Request upgrade, beast::flat_buffer buffer) {
   writer_->set_on_drain([this] { read_gate_.cancel(); });
   asio::co_spawn(ws_.get_executor(), write_loop(), asio::detached);
   handler_->on_open(self);
+  // Draining began during the handshake: this session missed on_drain's post.
+  if (state_->draining.load()) tell_draining();
 
   for (;;) {
     // Back-pressure: while the client is not taking what we send, stop reading from it.

@@ -20,10 +20,11 @@ boost::asio::awaitable<T> await_callback(Start start) {
   auto initiate = [start = std::move(start)](auto handler) mutable {
     using Handler = decltype(handler);
     struct State {
+      explicit State(Handler h) : handler(std::move(h)) {}
       Handler handler;
       std::atomic<bool> done{false};
     };
-    auto state = std::make_shared<State>(State{std::move(handler)});
+    auto state = std::make_shared<State>(std::move(handler));
     start([state](T value) {
       if (state->done.exchange(true)) return;
       auto ex = boost::asio::get_associated_executor(state->handler);

@@ -88,6 +88,9 @@ class WebSocketHandler {
   virtual void on_open(const std::shared_ptr<WebSocketSession>& session) { (void)session; }
   virtual void on_message(const std::shared_ptr<WebSocketSession>& session, std::string data,
                           bool binary) = 0;
+  // Called once when the server begins draining: finish the current turn, then close the
+  // session (1001 going away). stop() closes it with 1001 once the grace period is over.
+  virtual void on_drain(const std::shared_ptr<WebSocketSession>& session) { (void)session; }
   // Called once when the session ends for any reason (client close, error, server drain).
   virtual void on_close(const std::shared_ptr<WebSocketSession>& session) { (void)session; }
 };

@@ -19,8 +19,16 @@ std::string shared_dir() {
   return std::string(TALKSERVE_TEST_SOURCE_DIR) + "/../shared";
 }
 
-std::string stories_model() { return shared_dir() + "/models/stories260K/stories260K.bin"; }
-std::string stories_tokenizer() { return shared_dir() + "/models/stories260K/tok512.bin"; }
+std::string models_dir() {
+  if (const char* s = std::getenv("TALKSERVE_MODELS_DIR"); s != nullptr && *s != '\0') return s;
+  if (const char* s = std::getenv("TALKSERVE_SOURCE_DIR"); s != nullptr && *s != '\0') {
+    return std::string(s) + "/models";
+  }
+  return std::string(TALKSERVE_TEST_SOURCE_DIR) + "/models";
+}
+
+std::string stories_model() { return models_dir() + "/stories260K/stories260K.bin"; }
+std::string stories_tokenizer() { return models_dir() + "/stories260K/tok512.bin"; }
 
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

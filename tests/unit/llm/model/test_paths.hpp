@@ -7,6 +7,8 @@ namespace talkserve::llm::test {
 
 // $TALKSERVE_SHARED_DIR, else $TALKSERVE_SOURCE_DIR/../shared, else <compile-time source>/../shared.
 std::string shared_dir();
+// Fetched models (scripts/fetch-models.sh): $TALKSERVE_MODELS_DIR, else <source>/models.
+std::string models_dir();
 std::string stories_model();      // .../models/stories260K/stories260K.bin
 std::string stories_tokenizer();  // .../models/stories260K/tok512.bin
 std::string read_file(const std::string& path);

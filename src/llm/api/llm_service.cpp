@@ -1,0 +1,390 @@
+#include "talkserve/llm/llm_service.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <mutex>
+#include <optional>
+
+#include "generation_stream.hpp"
+#include "openai_protocol.hpp"
+#include "talkserve/llm/chat_template.hpp"
+#include "talkserve/llm/engine.hpp"
+#include "talkserve/llm/engine_metrics.hpp"
+#include "talkserve/llm/model_loader.hpp"
+#include "talkserve/llm/tokenizer.hpp"
+#include "talkserve/llm/tokenizer_detokenizer.hpp"
+#include "talkserve/net/async_bridge.hpp"
+#include "talkserve/net/router.hpp"
+#include "talkserve/obs/metrics.hpp"
+
+namespace talkserve::llm {
+namespace {
+
+namespace asio = boost::asio;
+namespace http = boost::beast::http;
+using nlohmann::json;
+using api::ApiError;
+using api::CollectedResult;
+using api::Endpoint;
+using api::GenerationStream;
+using api::ResultCollector;
+
+net::RouteOptions named(std::string name) {
+  net::RouteOptions o;
+  o.name = std::move(name);
+  return o;
+}
+
+std::string resolve(const std::string& models_dir, const std::string& p) {
+  if (p.empty()) return p;
+  std::filesystem::path path(p);
+  if (path.is_absolute()) return p;
+  return (std::filesystem::path(models_dir) / path).string();
+}
+
+std::int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+net::Response error_response(const ApiError& e, unsigned version) {
+  auto res = net::make_json(static_cast<http::status>(e.status), api::error_json(e), version);
+  if (e.status == 503 || e.status == 429) res.set(http::field::retry_after, "1");
+  return res;
+}
+
+// Feeds the engine's stats to the vLLM-named metrics and to the executor-level series every
+// executor exports (talkserve_batch_size{executor}, talkserve_queue_depth{executor}).
+class LlmObserver final : public EngineObserver {
+ public:
+  LlmObserver(obs::MetricsRegistry& registry, const std::string& model)
+      : engine_metrics_(registry, model),
+        batch_size_(registry.histogram("talkserve_batch_size",
+                                       "Requests merged into one executor batch (LLM: sequences "
+                                       "in one forward step)",
+                                       obs::exponential_buckets(1, 2, 10),
+                                       {{"executor", "llm"}})) {}
+  void on_step(const EngineStats& stats) override {
+    engine_metrics_.on_step(stats);
+    if (stats.num_running > 0) batch_size_.observe(stats.num_running);
+  }
+  void on_request_finished(const FinishedEvent& event) override {
+    engine_metrics_.on_request_finished(event);
+  }
+
+ private:
+  EngineMetrics engine_metrics_;
+  obs::Histogram& batch_size_;
+};
+
+// One slot of LlmService's request bound, released when the last owner lets go.
+struct Reservation {
+  explicit Reservation(std::atomic<int>& n) : n(n) {}
+  ~Reservation() { n.fetch_sub(1); }
+  Reservation(const Reservation&) = delete;
+  Reservation& operator=(const Reservation&) = delete;
+  std::atomic<int>& n;
+};
+
+class LlmService final : public app::Service {
+ public:
+  LlmService(const app::AppConfig& config, obs::MetricsRegistry& metrics)
+      : cfg_(config.llm), models_dir_(config.server.models_dir), metrics_(metrics) {}
+
+  ~LlmService() override {
+    metrics_.remove_callback_gauge("talkserve_queue_depth", {{"executor", "llm"}});
+    stop();
+  }
+
+  std::string name() const override { return "llm"; }
+
+  void register_routes(net::Router& router) override {
+    router.add(http::verb::get, "/v1/models",
+               [this](net::HttpExchange& ex) { return list_models(ex); }, named("/v1/models"));
+    router.add(http::verb::get, "/v1/models/{id}",
+               [this](net::HttpExchange& ex) { return get_model(ex); }, named("/v1/models/{id}"));
+    router.add(http::verb::post, "/v1/completions",
+               [this](net::HttpExchange& ex) { return generate(ex, Endpoint::completions); },
+               named("/v1/completions"));
+    router.add(http::verb::post, "/v1/chat/completions",
+               [this](net::HttpExchange& ex) { return generate(ex, Endpoint::chat); },
+               named("/v1/chat/completions"));
+  }
+
+  void start() override {
+    ModelConfig mc;
+    mc.path = resolve(models_dir_, cfg_.model);
+    mc.device = cfg_.device;
+    mc.block_size = cfg_.block_size;
+    mc.num_blocks = cfg_.num_blocks;
+    mc.kv_cache_bytes = static_cast<std::int64_t>(cfg_.kv_cache_mb) << 20;
+    mc.num_threads = cfg_.threads;
+    mc.served_name = cfg_.name;
+    mc.validate();
+    runner_ = load_model(mc);
+    const ModelInfo& info = runner_->info();
+
+    TokenizerConfig tc;
+    tc.path = cfg_.tokenizer.empty() ? mc.path : resolve(models_dir_, cfg_.tokenizer);
+    tc.vocab_size = info.vocab_size;
+    tokenizer_ = load_tokenizer(tc);
+    if (tokenizer_->vocab_size() > info.vocab_size) {
+      throw std::runtime_error("llm.tokenizer: " + tc.path + " has " +
+                               std::to_string(tokenizer_->vocab_size()) +
+                               " tokens but the model only " + std::to_string(info.vocab_size));
+    }
+    template_ = choose_template(mc.path);
+
+    EngineConfig ec;
+    ec.scheduler.max_num_seqs = cfg_.max_num_seqs;
+    ec.scheduler.max_num_batched_tokens = cfg_.max_num_batched_tokens;
+    ec.scheduler.max_prefill_chunk = cfg_.max_prefill_chunk;
+    ec.enable_prefix_caching = cfg_.prefix_caching;
+    if (std::string why = ec.validate(); !why.empty()) throw std::invalid_argument("llm." + why);
+
+    observer_ = std::make_unique<LlmObserver>(metrics_, cfg_.name);
+    engine_ = std::make_unique<Engine>(*runner_, ec, sched::steady_clock(),
+                                       make_detokenizer_factory(*tokenizer_), observer_.get());
+    metrics_.callback_gauge("talkserve_queue_depth", "Requests waiting for an executor",
+                            {{"executor", "llm"}}, [e = engine_.get()] {
+                              return static_cast<double>(e->stats().num_waiting);
+                            });
+    engine_->start();
+    spdlog::info("llm: model {} ({} layers, dim {}, vocab {}, context {}), tokenizer {}, "
+                 "chat template {}, KV cache {} blocks of {} tokens",
+                 cfg_.name, info.n_layers, info.dim, info.vocab_size, info.max_seq_len,
+                 tokenizer_->kind(), template_.name(), engine_->num_blocks(),
+                 engine_->block_size());
+    ready_.store(true);
+  }
+
+  bool ready() const override { return ready_.load(); }
+
+  void stop() override {
+    std::lock_guard lock(stop_mutex_);
+    if (engine_) engine_->stop();
+  }
+
+ private:
+  ChatTemplate choose_template(const std::string& model_path) const {
+    if (cfg_.chat_template != "auto") return ChatTemplate::from_name(cfg_.chat_template);
+    namespace fs = std::filesystem;
+    fs::path dir = fs::is_directory(model_path) ? fs::path(model_path)
+                                                : fs::path(model_path).parent_path();
+    if (fs::exists(dir / "tokenizer_config.json"))
+      return ChatTemplate::from_tokenizer_config((dir / "tokenizer_config.json").string());
+    return ChatTemplate(ChatTemplateKind::kPlain);
+  }
+
+  json model_object() const {
+    json m = {{"id", cfg_.name},
+              {"object", "model"},
+              {"created", created_},
+              {"owned_by", "talkserve"}};
+    if (runner_) m["max_model_len"] = runner_->info().max_seq_len;
+    return m;
+  }
+
+  asio::awaitable<void> list_models(net::HttpExchange& ex) {
+    json body = {{"object", "list"}, {"data", json::array()}};
+    if (ready()) body["data"].push_back(model_object());
+    co_await ex.respond(net::make_json(http::status::ok, body.dump(), ex.request().version()));
+  }
+
+  asio::awaitable<void> get_model(net::HttpExchange& ex) {
+    if (!ready() || ex.param("id") != cfg_.name) {
+      co_await ex.respond(error_response(
+          ApiError(404, "The model '" + std::string(ex.param("id")) + "' does not exist",
+                   "model", "model_not_found"),
+          ex.request().version()));
+      co_return;
+    }
+    co_await ex.respond(
+        net::make_json(http::status::ok, model_object().dump(), ex.request().version()));
+  }
+
+  // Turns a parsed request into the engine's typed request (prompt ids, stop conditions).
+  GenerationRequest build(const api::ParsedRequest& req, int priority) const {
+    GenerationRequest g;
+    g.params = req.params;
+    g.priority = priority;
+    const bool has_bos = tokenizer_->bos_id() >= 0;
+    if (req.endpoint == Endpoint::chat) {
+      std::string text = template_.render(req.messages, /*add_generation_prompt=*/true);
+      g.prompt = tokenizer_->encode(text, has_bos && !template_.includes_bos(),
+                                    /*parse_special=*/true);
+      if (!req.params.ignore_eos) {
+        for (auto& s : template_.stop_strings()) g.params.stop.push_back(s);
+      }
+    } else if (req.prompt_text) {
+      g.prompt = tokenizer_->encode(*req.prompt_text, has_bos);
+    } else {
+      g.prompt = req.prompt_ids;
+      const int vocab = runner_->info().vocab_size;
+      for (int32_t id : g.prompt) {
+        if (id >= vocab) {
+          throw ApiError(400, "prompt: token id " + std::to_string(id) +
+                                  " is outside the vocabulary (size " + std::to_string(vocab) +
+                                  ")",
+                         "prompt");
+        }
+      }
+    }
+    if (g.prompt.empty()) throw ApiError(400, "prompt: encodes to no tokens", "prompt");
+    if (!req.params.ignore_eos) {
+      for (int32_t id : tokenizer_->stop_ids()) g.params.stop_token_ids.push_back(id);
+    }
+    const int context = runner_->info().max_seq_len;
+    const int prompt_len = static_cast<int>(g.prompt.size());
+    if (prompt_len >= context) {
+      throw ApiError(400,
+                     "This model's maximum context length is " + std::to_string(context) +
+                         " tokens; the prompt has " + std::to_string(prompt_len),
+                     req.endpoint == Endpoint::chat ? "messages" : "prompt",
+                     "context_length_exceeded");
+    }
+    if (req.max_tokens_given && prompt_len + req.params.max_tokens > context) {
+      throw ApiError(400,
+                     "This model's maximum context length is " + std::to_string(context) +
+                         " tokens; the prompt (" + std::to_string(prompt_len) +
+                         ") plus max_tokens (" + std::to_string(req.params.max_tokens) +
+                         ") exceeds it",
+                     req.endpoint == Endpoint::chat ? "max_completion_tokens" : "max_tokens",
+                     "context_length_exceeded");
+    }
+    // The default max_tokens shrinks to what fits.
+    g.params.max_tokens = std::min(g.params.max_tokens, context - prompt_len);
+    return g;
+  }
+
+  // Admission beyond the gateway: a bounded number of requests per engine.
+  bool try_reserve() {
+    const int cap = cfg_.max_queue + cfg_.max_num_seqs;
+    int cur = active_.load();
+    while (cur < cap) {
+      if (active_.compare_exchange_weak(cur, cur + 1)) return true;
+    }
+    return false;
+  }
+
+  asio::awaitable<void> generate(net::HttpExchange& ex, Endpoint endpoint) {
+    const unsigned version = ex.request().version();
+    api::ParsedRequest req;
+    GenerationRequest greq;
+    std::optional<ApiError> error;
+    try {
+      if (!ready()) throw ApiError(503, "the model is still loading", {}, "model_loading");
+      req = api::parse_request(endpoint, ex.request().body(), cfg_.default_max_tokens);
+      if (!req.model.empty() && req.model != cfg_.name) {
+        throw ApiError(404, "The model '" + req.model + "' does not exist", "model",
+                       "model_not_found");
+      }
+      greq = build(req, ex.context().priority);
+    } catch (const ApiError& e) {
+      error = e;
+    }
+    if (error) co_return co_await ex.respond(error_response(*error, version));
+    if (!try_reserve()) {
+      co_return co_await ex.respond(error_response(
+          ApiError(503, "the LLM queue is full; retry later", {}, "queue_full"), version));
+    }
+    // Held until the generation finishes (for a stream, past the end of this handler).
+    auto reservation = std::make_shared<Reservation>(active_);
+
+    api::ResponseMeta meta{api::make_response_id(endpoint), unix_now(), cfg_.name};
+    if (req.stream) {
+      co_await stream(ex, req, std::move(greq), meta, std::move(reservation));
+    } else {
+      co_await complete(ex, req, std::move(greq), meta);
+    }
+  }
+
+  asio::awaitable<void> complete(net::HttpExchange& ex, const api::ParsedRequest& req,
+                                 GenerationRequest greq, const api::ResponseMeta& meta) {
+    const unsigned version = ex.request().version();
+    auto collector = std::make_shared<ResultCollector>(*tokenizer_, req.want_logprobs,
+                                                       greq.prompt.back());
+    auto id = std::make_shared<std::atomic<RequestId>>(0);
+    Engine* engine = engine_.get();
+    ex.watch_disconnect([engine, id] {
+      if (RequestId r = id->load()) engine->cancel(r);
+    });
+    auto outcome = co_await net::await_callback<std::shared_ptr<CollectedResult>>(
+        [&](auto done) {
+          collector->set_done(std::move(done));
+          greq.on_event = [collector](GenerationEvent&& ev) { collector->on_event(std::move(ev)); };
+          SubmitResult r = engine->submit(std::move(greq));
+          if (!r) {
+            collector->reject(r.error);
+          } else {
+            id->store(r.id);
+          }
+        });
+    if (!outcome->rejection.empty()) {
+      co_return co_await ex.respond(error_response(ApiError(400, outcome->rejection), version));
+    }
+    const api::CompletionResult& result = outcome->result;
+    if (result.reason == FinishReason::error) {
+      co_return co_await ex.respond(
+          error_response(ApiError(500, "generation failed: " + result.message), version));
+    }
+    if (result.reason == FinishReason::cancelled) {
+      co_return co_await ex.respond(error_response(
+          ApiError(503, "generation cancelled: " + result.message, {}, "cancelled"), version));
+    }
+    co_await ex.respond(net::make_json(
+        http::status::ok, api::dump_json(api::completion_response(req, meta, result)), version));
+  }
+
+  asio::awaitable<void> stream(net::HttpExchange& ex, const api::ParsedRequest& req,
+                               GenerationRequest greq, const api::ResponseMeta& meta,
+                               std::shared_ptr<Reservation> reservation) {
+    auto writer = co_await ex.start_stream("text/event-stream");
+    auto state = std::make_shared<GenerationStream>(writer, req, meta, *tokenizer_,
+                                                    greq.prompt.back(), std::move(reservation));
+    Engine* engine = engine_.get();
+    auto id = std::make_shared<std::atomic<RequestId>>(0);
+    // Callbacks first: the engine may produce tokens as soon as submit() returns.
+    writer->set_on_drain([state] { state->flush(); });
+    writer->set_on_disconnect([engine, id] {
+      if (RequestId r = id->load()) engine->cancel(r);
+    });
+    state->start();
+    greq.on_event = [state](GenerationEvent&& ev) { state->on_event(std::move(ev)); };
+    SubmitResult r = engine->submit(std::move(greq));
+    if (!r) {
+      state->fail(ApiError(400, r.error));
+      co_return;
+    }
+    id->store(r.id);
+    // A disconnect noticed before the id was stored: cancel now.
+    if (writer->closed() && !state->finished()) engine->cancel(r.id);
+    // The connection drains the writer after this handler returns.
+  }
+
+  app::LlmSection cfg_;
+  std::string models_dir_;
+  obs::MetricsRegistry& metrics_;
+  std::int64_t created_ = unix_now();
+  std::unique_ptr<ModelRunner> runner_;
+  std::unique_ptr<Tokenizer> tokenizer_;
+  ChatTemplate template_;
+  std::unique_ptr<LlmObserver> observer_;
+  std::unique_ptr<Engine> engine_;
+  std::atomic<bool> ready_{false};
+  std::atomic<int> active_{0};
+  std::mutex stop_mutex_;
+};
+
+}  // namespace
+
+std::unique_ptr<app::Service> make_llm_service(const app::AppConfig& config,
+                                               obs::MetricsRegistry& metrics) {
+  return std::make_unique<LlmService>(config, metrics);
+}
+
+}  // namespace talkserve::llm
