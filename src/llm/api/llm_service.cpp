@@ -18,6 +18,7 @@
 #include "talkserve/llm/tokenizer_detokenizer.hpp"
 #include "talkserve/net/async_bridge.hpp"
 #include "talkserve/net/router.hpp"
+#include "talkserve/obs/log.hpp"
 #include "talkserve/obs/metrics.hpp"
 
 namespace talkserve::llm {
@@ -49,6 +50,22 @@ std::int64_t unix_now() {
   return std::chrono::duration_cast<std::chrono::seconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
+}
+
+// One line per finished generation, tagged with the request's trace id.
+GenerationCallback logged(std::string trace_id, GenerationCallback next) {
+  return [log = obs::RequestLogger(std::move(trace_id)), next = std::move(next)](
+             GenerationEvent&& ev) {
+    if (const auto* fin = std::get_if<FinishedEvent>(&ev)) {
+      log.debug("llm: finished {} ({}), prompt {} tokens ({} cached), completion {} tokens, "
+                "queue {:.1f} ms, ttft {:.1f} ms, total {:.1f} ms",
+                to_string(fin->reason), fin->message, fin->usage.prompt_tokens,
+                fin->usage.cached_prompt_tokens, fin->usage.completion_tokens,
+                fin->timing.queue_time * 1e3, fin->timing.time_to_first_token.value_or(0) * 1e3,
+                fin->timing.e2e_latency * 1e3);
+    }
+    next(std::move(ev));
+  };
 }
 
 net::Response error_response(const ApiError& e, unsigned version) {
@@ -316,7 +333,9 @@ class LlmService final : public app::Service {
     auto outcome = co_await net::await_callback<std::shared_ptr<CollectedResult>>(
         [&](auto done) {
           collector->set_done(std::move(done));
-          greq.on_event = [collector](GenerationEvent&& ev) { collector->on_event(std::move(ev)); };
+          greq.on_event = logged(ex.context().trace_id, [collector](GenerationEvent&& ev) {
+            collector->on_event(std::move(ev));
+          });
           SubmitResult r = engine->submit(std::move(greq));
           if (!r) {
             collector->reject(r.error);
@@ -354,7 +373,8 @@ class LlmService final : public app::Service {
       if (RequestId r = id->load()) engine->cancel(r);
     });
     state->start();
-    greq.on_event = [state](GenerationEvent&& ev) { state->on_event(std::move(ev)); };
+    greq.on_event = logged(ex.context().trace_id,
+                           [state](GenerationEvent&& ev) { state->on_event(std::move(ev)); });
     SubmitResult r = engine->submit(std::move(greq));
     if (!r) {
       state->fail(ApiError(400, r.error));
