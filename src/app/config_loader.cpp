@@ -22,7 +22,9 @@ class Section {
  public:
   Section(const toml::table* table, std::string name) : table_(table), name_(std::move(name)) {}
 
-  std::string key(std::string_view k) const { return name_.empty() ? std::string(k) : name_ + "." + std::string(k); }
+  std::string key(std::string_view k) const {
+    return name_.empty() ? std::string(k) : name_ + "." + std::string(k);
+  }
 
   template <typename T>
   void get(std::string_view k, T& out) {
@@ -96,7 +98,8 @@ class Section {
 const toml::table* subtable(const toml::table& root, std::string_view name) {
   const toml::node* n = root.get(name);
   if (!n) return nullptr;
-  if (!n->is_table()) throw ConfigError(std::string(name) + ": must be a table ([" + std::string(name) + "])");
+  if (!n->is_table())
+    throw ConfigError(std::string(name) + ": must be a table ([" + std::string(name) + "])");
   return n->as_table();
 }
 
@@ -261,14 +264,16 @@ void LlmSection::validate() const {
   if (model.empty()) bad("model", "must name a checkpoint");
   if (name.empty()) bad("name", "must not be empty");
   static const std::set<std::string> templates{"auto", "chatml", "llama3", "llama2", "plain"};
-  if (!templates.count(chat_template)) bad("chat_template", "must be auto, chatml, llama3, llama2 or plain");
+  if (!templates.count(chat_template))
+    bad("chat_template", "must be auto, chatml, llama3, llama2 or plain");
   if (device != "cpu" && !device.starts_with("cuda")) bad("device", "must be cpu or cuda[:N]");
   if (threads < 0) bad("threads", "must be >= 0");
   if (block_size < 1 || block_size > 1024) bad("block_size", "must be between 1 and 1024");
   if (num_blocks < 0) bad("num_blocks", "must be >= 0");
   if (num_blocks == 0 && kv_cache_mb < 1) bad("kv_cache_mb", "must be >= 1 when num_blocks is 0");
   if (max_num_seqs < 1) bad("max_num_seqs", "must be >= 1");
-  if (max_num_batched_tokens < max_num_seqs) bad("max_num_batched_tokens", "must be >= max_num_seqs");
+  if (max_num_batched_tokens < max_num_seqs)
+    bad("max_num_batched_tokens", "must be >= max_num_seqs");
   if (max_prefill_chunk < 1) bad("max_prefill_chunk", "must be >= 1");
   if (max_queue < 1) bad("max_queue", "must be >= 1");
   if (default_max_tokens < 1) bad("default_max_tokens", "must be >= 1");
@@ -307,7 +312,8 @@ AppConfig load_config(const std::string& path, const std::vector<std::string>& o
       throw ConfigError("config file '" + path + "': is a directory");
     }
     if (std::ifstream probe(path); !probe) {
-      throw ConfigError("config file '" + path + "': cannot be opened (" + std::strerror(errno) + ")");
+      throw ConfigError("config file '" + path + "': cannot be opened (" + std::strerror(errno) +
+                        ")");
     }
     try {
       root = toml::parse_file(path);
