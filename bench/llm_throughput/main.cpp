@@ -1,8 +1,11 @@
-// Aggregate decode throughput and latency of the continuous-batching engine.
+// Aggregate decode throughput and latency of the continuous-batching engine, in process and
+// (optionally) through the OpenAI HTTP API of the talkserve binary.
 //
 //   bench_llm_throughput [--model PATH | --fake] [--concurrency 1,4,16,64,128]
 //                        [--max-tokens 256] [--prompt-len 64] [--serial-requests 4]
 //                        [--num-blocks N] [--threads N]
+//                        [--http URL | --spawn-binary PATH [--config FILE] [--models-dir DIR]]
+//                        [--api-key KEY]
 //
 // For each concurrency N: N requests submitted at once (greedy, ignore_eos, max_tokens each),
 // wall time until the last finishes -> generated tokens/s; TTFT and inter-token latency
@@ -10,7 +13,15 @@
 // max_num_seqs = 1 over --serial-requests requests; batching ratio = tok/s(N) / tok/s(serial).
 // Then a KV memory report: sequences of prompt 64 + output 256 that fit in the KV pool with
 // paging versus reserving the full context per sequence, analytic and measured.
+// HTTP mode (--http URL of a running server, or --spawn-binary PATH to start one on a free
+// loopback port with the same KV pool, threads and scheduler limits as the in-process runs):
+// the same N concurrent requests (same prompt token ids, greedy, ignore_eos, max_tokens) go
+// through POST /v1/completions with stream:true, one client thread per stream; TTFT and
+// inter-token latency are measured at the client from SSE arrival times. The report then has
+// an "engine" row and an "http" row per concurrency, side by side.
 // Prints a human table on stderr and one JSON object on stdout.
+
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -23,8 +34,11 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
+#include <latch>
+#include <thread>
 #include <vector>
 
+#include "http_stream_client.hpp"
 #include "talkserve/llm/engine.hpp"
 #include "talkserve/llm/model_loader.hpp"
 #include "talkserve/sched/clock.hpp"
@@ -79,6 +93,13 @@ struct Options {
   int serial_requests = 4;
   int num_blocks = 0;  // 0: enough for the largest concurrency
   int threads = 0;
+  // HTTP mode.
+  std::string http_url;
+  std::string spawn_binary;
+  std::string config;      // default: <source>/config/talkserve.toml
+  std::string models_dir;  // default: the model's grandparent directory
+  std::string api_key;
+  bool http() const { return !http_url.empty() || !spawn_binary.empty(); }
 };
 
 std::vector<int> parse_list(const std::string& s) {
@@ -113,6 +134,7 @@ struct PeakObserver final : EngineObserver {
 };
 
 struct RunResult {
+  std::string path = "engine";  // engine | http
   int requests = 0;
   int max_num_seqs = 0;
   double wall_s = 0;
@@ -122,7 +144,16 @@ struct RunResult {
   std::uint64_t preemptions = 0;
   std::uint64_t steps = 0;
   int peak_running = 0;
+  int sse_events = 0;  // http: text-carrying SSE events (< tokens when coalesced)
 };
+
+// Request i's prompt: BOS then distinct ids (different first tokens), so the prefix cache does
+// not flatter the run. The same ids in process and over HTTP.
+std::vector<int32_t> bench_prompt(int i, const Options& opt, int vocab, int bos) {
+  std::vector<int32_t> p{bos};
+  for (int k = 1; k < opt.prompt_len; ++k) p.push_back(3 + (i * 131 + k * 17) % (vocab - 3));
+  return p;
+}
 
 RunResult run(ModelRunner& runner, int requests, int max_num_seqs, const Options& opt) {
   EngineConfig cfg;
@@ -141,10 +172,7 @@ RunResult run(ModelRunner& runner, int requests, int max_num_seqs, const Options
   engine.start();
   for (int i = 0; i < requests; ++i) {
     GenerationRequest r;
-    // Distinct prompts (different first tokens), so the prefix cache does not flatter the run.
-    r.prompt.push_back(runner.info().bos_id);
-    for (int k = 1; k < opt.prompt_len; ++k)
-      r.prompt.push_back(3 + (i * 131 + k * 17) % (vocab - 3));
+    r.prompt = bench_prompt(i, opt, vocab, runner.info().bos_id);
     r.params.temperature = 0.0f;
     r.params.ignore_eos = true;
     r.params.max_tokens = opt.max_tokens;
@@ -193,8 +221,113 @@ RunResult run(ModelRunner& runner, int requests, int max_num_seqs, const Options
   return r;
 }
 
+// The same measurement through the HTTP API: `requests` streams at once, one thread each.
+RunResult run_http(const bench::HttpTarget& target, int requests, const Options& opt, int vocab,
+                   int bos) {
+  std::vector<bench::StreamResult> results(static_cast<std::size_t>(requests));
+  std::vector<std::string> bodies;
+  for (int i = 0; i < requests; ++i) {
+    nlohmann::json body = {{"prompt", bench_prompt(i, opt, vocab, bos)},
+                           {"max_tokens", opt.max_tokens},
+                           {"temperature", 0},
+                           {"ignore_eos", true},
+                           {"stream", true},
+                           {"stream_options", {{"include_usage", true}}}};
+    bodies.push_back(body.dump());
+  }
+  std::latch go(1);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < requests; ++i) {
+    threads.emplace_back([&, i] {
+      go.wait();
+      results[static_cast<std::size_t>(i)] =
+          bench::post_stream(target, "/v1/completions", bodies[static_cast<std::size_t>(i)]);
+    });
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  go.count_down();
+  for (auto& t : threads) t.join();
+  const auto t1 = std::chrono::steady_clock::now();
+
+  RunResult r;
+  r.path = "http";
+  r.requests = requests;
+  r.wall_s = std::chrono::duration<double>(t1 - t0).count();
+  std::vector<double> ttft, itl;
+  for (const auto& s : results) {
+    if (!s.error.empty()) {
+      std::cerr << "HTTP request failed: " << s.error << "\n";
+      std::exit(1);
+    }
+    r.generated += s.completion_tokens;
+    r.sse_events += s.events;
+    if (s.events > 0) ttft.push_back(s.ttft_s);
+    itl.insert(itl.end(), s.itl_s.begin(), s.itl_s.end());
+  }
+  r.tok_per_s = static_cast<double>(r.generated) / r.wall_s;
+  r.ttft_p50 = percentile(ttft, 0.5);
+  r.ttft_p99 = percentile(ttft, 0.99);
+  r.itl_p50 = percentile(itl, 0.5);
+  r.itl_p99 = percentile(itl, 0.99);
+  return r;
+}
+
+// Where the spawned server finds stories260K: the model file's grandparent directory.
+std::string models_dir_for(const std::string& model_path) {
+  namespace fs = std::filesystem;
+  return fs::absolute(fs::path(model_path)).parent_path().parent_path().lexically_normal().string();
+}
+
+std::unique_ptr<bench::ServerProcess> spawn_server(const Options& opt, const std::string& model_path,
+                                                   int num_blocks, int max_conc,
+                                                   bench::HttpTarget& target) {
+  namespace fs = std::filesystem;
+  const char* src = std::getenv("TALKSERVE_SOURCE_DIR");
+  const fs::path source = src ? fs::path(src) : fs::path(TALKSERVE_BENCH_SOURCE_DIR);
+  const std::string config =
+      opt.config.empty() ? (source / "config/talkserve.toml").string() : opt.config;
+  const std::string models_dir = opt.models_dir.empty() ? models_dir_for(model_path) : opt.models_dir;
+  auto quoted = [](const std::string& s) { return nlohmann::json(s).dump(); };
+  // The in-process runs' settings: same KV pool, threads and scheduler limits.
+  std::vector<std::string> args = {
+      "--config", config,
+      "--set", "http.host=\"127.0.0.1\"",
+      "--set", "http.port=0",
+      "--set", "http.static_dir=\"\"",
+      "--set", "log.level=\"warn\"",
+      "--set", "server.models_dir=" + quoted(models_dir),
+      "--set", "llm.model=" + quoted(fs::absolute(model_path).string()),
+      "--set", "llm.threads=" + std::to_string(opt.threads),
+      "--set", "llm.num_blocks=" + std::to_string(num_blocks),
+      "--set", "llm.block_size=16",
+      "--set", "llm.max_num_seqs=" + std::to_string(std::max(64, max_conc)),
+      "--set", "llm.max_num_batched_tokens=" + std::to_string(std::max(512, max_conc)),
+      "--set", "llm.max_prefill_chunk=256",
+      "--set", "llm.prefix_caching=true",
+      "--set", "gateway.max_in_flight=" + std::to_string(std::max(256, 2 * max_conc)),
+  };
+  const std::string err_path =
+      (fs::temp_directory_path() / ("bench_llm_throughput_server_" + std::to_string(::getpid()) +
+                                    ".stderr"))
+          .string();
+  auto server = std::make_unique<bench::ServerProcess>(opt.spawn_binary, args, err_path);
+  target = server->wait_ready(std::chrono::seconds(120));
+  target.api_key = opt.api_key;
+  std::cerr << "spawned " << opt.spawn_binary << " on " << target.host << ":" << target.port
+            << " (stderr: " << err_path << ")\n";
+  return server;
+}
+
 nlohmann::json to_json(const RunResult& r) {
-  return {{"requests", r.requests},         {"max_num_seqs", r.max_num_seqs},
+  if (r.path == "http") {
+    return {{"path", r.path},               {"requests", r.requests},
+            {"wall_s", r.wall_s},           {"generated_tokens", r.generated},
+            {"tokens_per_s", r.tok_per_s},  {"ttft_p50_ms", r.ttft_p50 * 1e3},
+            {"ttft_p99_ms", r.ttft_p99 * 1e3}, {"itl_p50_ms", r.itl_p50 * 1e3},
+            {"itl_p99_ms", r.itl_p99 * 1e3}, {"sse_events", r.sse_events}};
+  }
+  return {{"path", r.path},                 {"requests", r.requests},
+          {"max_num_seqs", r.max_num_seqs},
           {"wall_s", r.wall_s},             {"generated_tokens", r.generated},
           {"tokens_per_s", r.tok_per_s},    {"ttft_p50_ms", r.ttft_p50 * 1e3},
           {"ttft_p99_ms", r.ttft_p99 * 1e3}, {"itl_p50_ms", r.itl_p50 * 1e3},
@@ -223,12 +356,26 @@ int main(int argc, char** argv) {
     else if (a == "--serial-requests") opt.serial_requests = std::stoi(next());
     else if (a == "--num-blocks") opt.num_blocks = std::stoi(next());
     else if (a == "--threads") opt.threads = std::stoi(next());
+    else if (a == "--http") opt.http_url = next();
+    else if (a == "--spawn-binary") opt.spawn_binary = next();
+    else if (a == "--config") opt.config = next();
+    else if (a == "--models-dir") opt.models_dir = next();
+    else if (a == "--api-key") opt.api_key = next();
     else {
       std::cerr << "usage: bench_llm_throughput [--model PATH | --fake] [--concurrency 1,4,...]"
                    " [--max-tokens N] [--prompt-len N] [--serial-requests N] [--num-blocks N]"
-                   " [--threads N]\n";
+                   " [--threads N] [--http URL | --spawn-binary PATH [--config FILE]"
+                   " [--models-dir DIR]] [--api-key KEY]\n";
       return 2;
     }
+  }
+  if (!opt.http_url.empty() && !opt.spawn_binary.empty()) {
+    std::cerr << "--http and --spawn-binary exclude each other\n";
+    return 2;
+  }
+  if (!opt.spawn_binary.empty() && opt.fake) {
+    std::cerr << "--spawn-binary serves the real model; it cannot be combined with --fake\n";
+    return 2;
   }
   const int block_size = 16;
   const int per_seq_blocks = (opt.prompt_len + opt.max_tokens + block_size - 1) / block_size;
@@ -237,12 +384,13 @@ int main(int argc, char** argv) {
 
   std::unique_ptr<ModelRunner> runner;
   std::string mode;
+  std::string model_path;
   if (opt.fake) {
     runner = std::make_unique<NullModelRunner>(512, 512, block_size, opt.num_blocks);
     mode = "engine-only (null model)";
   } else {
     ModelConfig mc;
-    mc.path = opt.model.empty() ? default_model_path() : opt.model;
+    mc.path = model_path = opt.model.empty() ? default_model_path() : opt.model;
     mc.block_size = block_size;
     mc.num_blocks = opt.num_blocks;
     mc.num_threads = opt.threads;
@@ -266,16 +414,65 @@ int main(int argc, char** argv) {
   std::cerr << "warming up...\n";
   run(*runner, 8, 8, opt);  // first-use costs of the model (allocations, kernels per shape)
 
+  // HTTP target: started before the runs, so that each concurrency is measured in process and
+  // over HTTP back to back (an idle server costs nothing; background load drifts hit both).
+  bench::HttpTarget target;
+  std::unique_ptr<bench::ServerProcess> server;
+  if (opt.http()) {
+    try {
+      if (!opt.spawn_binary.empty()) {
+        server = spawn_server(opt, model_path, opt.num_blocks, max_conc, target);
+      } else {
+        target = bench::parse_http_url(opt.http_url);
+        target.api_key = opt.api_key;
+      }
+    } catch (const std::exception& e) {
+      std::cerr << "HTTP target: " << e.what() << "\n";
+      return 1;
+    }
+    std::cerr << "HTTP warming up...\n";
+    run_http(target, 8, opt, info.vocab_size, info.bos_id);
+  }
+
   const RunResult serial = run(*runner, opt.serial_requests, 1, opt);
   out["serial"] = to_json(serial);
   out["runs"] = nlohmann::json::array();
+  nlohmann::json http_runs = nlohmann::json::array();
   std::vector<RunResult> results;
+  std::vector<RunResult> http_results;
   for (int n : opt.concurrency) {
     std::cerr << "concurrency " << n << "...\n";
     results.push_back(run(*runner, n, std::max(1, n), opt));
     auto j = to_json(results.back());
     j["batching_ratio"] = results.back().tok_per_s / serial.tok_per_s;
     out["runs"].push_back(j);
+    if (opt.http()) {
+      std::cerr << "HTTP concurrency " << n << "...\n";
+      http_results.push_back(run_http(target, n, opt, info.vocab_size, info.bos_id));
+      auto h = to_json(http_results.back());
+      // Against the HTTP run of the first concurrency (normally 1).
+      h["batching_ratio"] = http_results.back().tok_per_s / http_results.front().tok_per_s;
+      http_runs.push_back(h);
+    }
+  }
+  if (opt.http()) {
+    if (server) server->stop();
+    out["http"] = {{"target", "http://" + target.host + ":" + target.port},
+                   {"spawned", server != nullptr},
+                   {"runs", http_runs}};
+    // Side by side: what the HTTP path adds to the engine's own figures, per concurrency.
+    nlohmann::json sbs = nlohmann::json::array();
+    for (std::size_t i = 0; i < results.size() && i < http_results.size(); ++i) {
+      const RunResult& e = results[i];
+      const RunResult& w = http_results[i];
+      sbs.push_back({{"concurrency", e.requests},
+                     {"engine", to_json(e)},
+                     {"http", to_json(w)},
+                     {"tokens_per_s_http_over_engine", w.tok_per_s / e.tok_per_s},
+                     {"ttft_p50_added_ms", (w.ttft_p50 - e.ttft_p50) * 1e3},
+                     {"itl_p50_added_ms", (w.itl_p50 - e.itl_p50) * 1e3}});
+    }
+    out["side_by_side"] = sbs;
   }
 
   // KV memory: the pool of this run, in blocks and bytes.
@@ -312,16 +509,28 @@ int main(int argc, char** argv) {
 
   std::fprintf(stderr, "\n%s, prompt %d, %d generated tokens per request, %d KV blocks\n",
                mode.c_str(), opt.prompt_len, opt.max_tokens, pool);
-  std::fprintf(stderr, "%8s %8s %10s %8s %10s %10s %9s %9s %7s %6s\n", "requests", "max_seqs",
-               "tok/s", "ratio", "ttft_p50", "ttft_p99", "itl_p50", "itl_p99", "preempt", "peak");
+  std::fprintf(stderr, "%6s %8s %8s %10s %8s %10s %10s %9s %9s %7s %6s\n", "path", "requests",
+               "max_seqs", "tok/s", "ratio", "ttft_p50", "ttft_p99", "itl_p50", "itl_p99",
+               "preempt", "peak");
   auto row = [&](const RunResult& r, double ratio) {
-    std::fprintf(stderr, "%8d %8d %10.0f %8.2f %8.1fms %8.1fms %7.2fms %7.2fms %7llu %6d\n",
-                 r.requests, r.max_num_seqs, r.tok_per_s, ratio, r.ttft_p50 * 1e3,
+    if (r.path == "http") {
+      std::fprintf(stderr, "%6s %8d %8s %10.0f %8.2f %8.1fms %8.1fms %7.2fms %7.2fms %7s %6s\n",
+                   r.path.c_str(), r.requests, "-", r.tok_per_s, ratio, r.ttft_p50 * 1e3,
+                   r.ttft_p99 * 1e3, r.itl_p50 * 1e3, r.itl_p99 * 1e3, "-", "-");
+      return;
+    }
+    std::fprintf(stderr, "%6s %8d %8d %10.0f %8.2f %8.1fms %8.1fms %7.2fms %7.2fms %7llu %6d\n",
+                 r.path.c_str(), r.requests, r.max_num_seqs, r.tok_per_s, ratio, r.ttft_p50 * 1e3,
                  r.ttft_p99 * 1e3, r.itl_p50 * 1e3, r.itl_p99 * 1e3,
                  static_cast<unsigned long long>(r.preemptions), r.peak_running);
   };
   row(serial, 1.0);
-  for (const auto& r : results) row(r, r.tok_per_s / serial.tok_per_s);
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    row(results[i], results[i].tok_per_s / serial.tok_per_s);
+    // HTTP ratio: against the HTTP run of the first (lowest) concurrency.
+    if (i < http_results.size())
+      row(http_results[i], http_results[i].tok_per_s / http_results.front().tok_per_s);
+  }
   std::fprintf(stderr,
                "KV: %d blocks; a %d+%d sequence needs %d blocks paged vs %d reserved (context %d): "
                "%d vs %d sequences (x%.2f)\n",
