@@ -26,7 +26,9 @@ const MODEL = 'stories260K';
 const GOLDEN_PROMPT = 'Once upon a time';
 // llama2.c run.c -t 0 -n 64: 64 forward positions, so BOS + prompt + generated = 65 tokens.
 const RUNC_SEQUENCE_TOKENS = 65;
-const golden = readFileSync(path.join(modelsDir, 'stories260K/golden_greedy.stdout'), 'utf8');
+// The reference output lives with the shared test data, not with the fetched models.
+const sharedDir = process.env.TALKSERVE_SHARED_DIR ?? path.resolve(sourceDir, '../shared');
+const golden = readFileSync(path.join(sharedDir, 'models/stories260K/golden_greedy.stdout'), 'utf8');
 
 // Starts talkserve; resolves once it listens and /readyz says the model is loaded.
 async function startServer(extraArgs = [], { startupMs = 60_000 } = {}) {

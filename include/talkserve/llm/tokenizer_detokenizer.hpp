@@ -13,12 +13,19 @@ namespace talkserve::llm {
 
 class TokenizerDetokenizer final : public IncrementalDetokenizer {
  public:
-  TokenizerDetokenizer(const Tokenizer& tokenizer, int32_t prev_id) : impl_(tokenizer, prev_id) {}
-  std::string push(int32_t token) override { return impl_.push(token); }
+  TokenizerDetokenizer(const Tokenizer& tokenizer, int32_t prev_id)
+      : impl_(tokenizer, prev_id), vocab_(tokenizer.vocab_size()) {}
+  // A model's vocabulary can be padded past the tokenizer's (Qwen2: 151936 vs 151665); a
+  // sampled padding id has no text rather than failing the whole batch.
+  std::string push(int32_t token) override {
+    if (token < 0 || token >= vocab_) return {};
+    return impl_.push(token);
+  }
   std::string finish() override { return impl_.finish(); }
 
  private:
   StreamingDetokenizer impl_;
+  int32_t vocab_;
 };
 
 // `tokenizer` must outlive the engine.

@@ -4,15 +4,20 @@
 
 namespace talkserve::llm::api {
 
+std::string LogprobTexts::piece(int32_t id) const {
+  // A model's vocabulary can be padded past the tokenizer's: such ids have no text.
+  if (id < 0 || id >= tok_.vocab_size()) return {};
+  return tok_.decode_piece(id, prev_);
+}
+
 void LogprobTexts::append(const TokenEvent& ev, std::vector<TokenLogprobInfo>& out) {
   for (std::size_t i = 0; i < ev.token_ids.size(); ++i) {
     const int32_t id = ev.token_ids[i];
     TokenLogprobInfo info;
-    info.token = tok_.decode_piece(id, prev_);
+    info.token = piece(id);
     if (i < ev.logprobs.size()) {
       info.logprob = ev.logprobs[i].logprob;
-      for (const auto& alt : ev.logprobs[i].top)
-        info.top.emplace_back(tok_.decode_piece(alt.token, prev_), alt.logprob);
+      for (const auto& alt : ev.logprobs[i].top) info.top.emplace_back(piece(alt.token), alt.logprob);
     }
     prev_ = id;
     out.push_back(std::move(info));
@@ -32,12 +37,24 @@ void ResultCollector::on_event(GenerationEvent&& ev) {
   out_->result.reason = fin.reason;
   out_->result.message = fin.message;
   out_->result.usage = fin.usage;
-  if (done_) done_(out_);
+  Done done;
+  {
+    std::lock_guard lock(mutex_);
+    finished_ = true;
+    done = std::move(done_);
+  }
+  if (done) done(out_);
 }
 
-void ResultCollector::reject(std::string why) {
-  out_->rejection = std::move(why);
-  if (done_) done_(out_);
+void ResultCollector::set_done(Done done) {
+  {
+    std::lock_guard lock(mutex_);
+    if (!finished_) {
+      done_ = std::move(done);
+      return;
+    }
+  }
+  done(out_);
 }
 
 GenerationStream::GenerationStream(std::shared_ptr<net::StreamWriter> writer, ParsedRequest req,

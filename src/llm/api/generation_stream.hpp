@@ -29,29 +29,30 @@ class LogprobTexts {
   void append(const TokenEvent& ev, std::vector<TokenLogprobInfo>& out);
 
  private:
+  std::string piece(int32_t id) const;
   const Tokenizer& tok_;
   int32_t prev_;
 };
 
 struct CollectedResult {
   CompletionResult result;
-  std::string rejection;  // submit() refused the request (a 400)
 };
 
-// Thread-safety: on_event() from the engine thread; set_done()/reject() from the handler
-// before and during submit(). `done` is called exactly once.
+// Thread-safety: on_event() from the engine thread, set_done() from the handler, in either
+// order: `done` is called exactly once, when both the result and `done` are there.
 class ResultCollector {
  public:
   using Done = std::function<void(std::shared_ptr<CollectedResult>)>;
   ResultCollector(const Tokenizer& tokenizer, bool want_logprobs, int32_t prev_id);
-  void set_done(Done done) { done_ = std::move(done); }
+  void set_done(Done done);
   void on_event(GenerationEvent&& ev);
-  void reject(std::string why);
 
  private:
   std::shared_ptr<CollectedResult> out_ = std::make_shared<CollectedResult>();
   bool want_logprobs_;
   LogprobTexts texts_;
+  std::mutex mutex_;
+  bool finished_ = false;
   Done done_;
 };
 

@@ -2,6 +2,10 @@
 
 #include <spdlog/spdlog.h>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
 #include <atomic>
 #include <chrono>
 #include <filesystem>
@@ -98,6 +102,8 @@ class LlmObserver final : public EngineObserver {
   obs::Histogram& batch_size_;
 };
 
+constexpr std::size_t kMaxBytesPerToken = 32;
+
 // One slot of LlmService's request bound, released when the last owner lets go.
 struct Reservation {
   explicit Reservation(std::atomic<int>& n) : n(n) {}
@@ -183,7 +189,9 @@ class LlmService final : public app::Service {
 
   void stop() override {
     std::lock_guard lock(stop_mutex_);
+    ready_.store(false);  // new requests get 503, not an engine error
     if (engine_) engine_->stop();
+    prep_pool_.join();
   }
 
  private:
@@ -216,7 +224,7 @@ class LlmService final : public app::Service {
     if (!ready() || ex.param("id") != cfg_.name) {
       co_await ex.respond(error_response(
           ApiError(404, "The model '" + std::string(ex.param("id")) + "' does not exist",
-                   "model", "model_not_found"),
+                   "model", "model_not_found", "invalid_request_error"),
           ex.request().version()));
       co_return;
     }
@@ -230,6 +238,19 @@ class LlmService final : public app::Service {
     g.params = req.params;
     g.priority = priority;
     const bool has_bos = tokenizer_->bos_id() >= 0;
+    const int context = runner_->info().max_seq_len;
+    // Tokenizing is superlinear in the text length; text this long cannot fit the context
+    // anyway (no token covers 32 bytes on average), so refuse it before tokenizing.
+    std::size_t text_bytes = req.prompt_text ? req.prompt_text->size() : 0;
+    for (const auto& m : req.messages) text_bytes += m.content.size();
+    if (text_bytes > static_cast<std::size_t>(context) * kMaxBytesPerToken) {
+      throw ApiError(400,
+                     "This model's maximum context length is " + std::to_string(context) +
+                         " tokens; the prompt has " + std::to_string(text_bytes) +
+                         " bytes, far more than fits",
+                     req.endpoint == Endpoint::chat ? "messages" : "prompt",
+                     "context_length_exceeded");
+    }
     if (req.endpoint == Endpoint::chat) {
       std::string text = template_.render(req.messages, /*add_generation_prompt=*/true);
       g.prompt = tokenizer_->encode(text, has_bos && !template_.includes_bos(),
@@ -255,7 +276,6 @@ class LlmService final : public app::Service {
     if (!req.params.ignore_eos) {
       for (int32_t id : tokenizer_->stop_ids()) g.params.stop_token_ids.push_back(id);
     }
-    const int context = runner_->info().max_seq_len;
     const int prompt_len = static_cast<int>(g.prompt.size());
     if (prompt_len >= context) {
       throw ApiError(400,
@@ -275,6 +295,12 @@ class LlmService final : public app::Service {
     }
     // The default max_tokens shrinks to what fits.
     g.params.max_tokens = std::min(g.params.max_tokens, context - prompt_len);
+    // The engine's own checks (KV blocks needed, ...) before any response head is sent.
+    if (std::string why = validate_request(g, engine_->model_info(), engine_->block_size(),
+                                           engine_->num_blocks(), /*has_detokenizer=*/true);
+        !why.empty()) {
+      throw ApiError(400, why);
+    }
     return g;
   }
 
@@ -290,27 +316,39 @@ class LlmService final : public app::Service {
 
   asio::awaitable<void> generate(net::HttpExchange& ex, Endpoint endpoint) {
     const unsigned version = ex.request().version();
-    api::ParsedRequest req;
-    GenerationRequest greq;
-    std::optional<ApiError> error;
-    try {
-      if (!ready()) throw ApiError(503, "the model is still loading", {}, "model_loading");
-      req = api::parse_request(endpoint, ex.request().body(), cfg_.default_max_tokens);
-      if (!req.model.empty() && req.model != cfg_.name) {
-        throw ApiError(404, "The model '" + req.model + "' does not exist", "model",
-                       "model_not_found");
-      }
-      greq = build(req, ex.context().priority);
-    } catch (const ApiError& e) {
-      error = e;
+    if (!ready()) {
+      co_return co_await ex.respond(error_response(
+          ApiError(503, "the model is not loaded (starting or stopping)", {}, "model_loading"),
+          version));
     }
-    if (error) co_return co_await ex.respond(error_response(*error, version));
     if (!try_reserve()) {
       co_return co_await ex.respond(error_response(
           ApiError(503, "the LLM queue is full; retry later", {}, "queue_full"), version));
     }
     // Held until the generation finishes (for a stream, past the end of this handler).
     auto reservation = std::make_shared<Reservation>(active_);
+
+    api::ParsedRequest req;
+    GenerationRequest greq;
+    std::optional<ApiError> error;
+    try {
+      req = api::parse_request(endpoint, ex.request().body(), cfg_.default_max_tokens);
+      if (!req.model.empty() && req.model != cfg_.name) {
+        throw ApiError(404, "The model '" + req.model + "' does not exist", "model",
+                       "model_not_found", "invalid_request_error");
+      }
+      // Templating and tokenizing cost time proportional to the prompt: off the I/O thread.
+      const int priority = ex.context().priority;
+      greq = co_await asio::co_spawn(
+          prep_pool_.get_executor(),
+          [this, &req, priority]() -> asio::awaitable<GenerationRequest> {
+            co_return build(req, priority);
+          },
+          asio::use_awaitable);
+    } catch (const ApiError& e) {
+      error = e;
+    }
+    if (error) co_return co_await ex.respond(error_response(*error, version));
 
     api::ResponseMeta meta{api::make_response_id(endpoint), unix_now(), cfg_.name};
     if (req.stream) {
@@ -320,32 +358,28 @@ class LlmService final : public app::Service {
     }
   }
 
+  // A submit() refusal after validation: the engine is stopping (503) or the input is bad.
+  ApiError submit_error(const std::string& why) const {
+    if (!ready()) return ApiError(503, "the server is shutting down", {}, "shutting_down");
+    return ApiError(400, why);
+  }
+
   asio::awaitable<void> complete(net::HttpExchange& ex, const api::ParsedRequest& req,
                                  GenerationRequest greq, const api::ResponseMeta& meta) {
     const unsigned version = ex.request().version();
     auto collector = std::make_shared<ResultCollector>(*tokenizer_, req.want_logprobs,
                                                        greq.prompt.back());
-    auto id = std::make_shared<std::atomic<RequestId>>(0);
-    Engine* engine = engine_.get();
-    ex.watch_disconnect([engine, id] {
-      if (RequestId r = id->load()) engine->cancel(r);
+    greq.on_event = logged(ex.context().trace_id, [collector](GenerationEvent&& ev) {
+      collector->on_event(std::move(ev));
     });
+    Engine* engine = engine_.get();
+    SubmitResult r = engine->submit(std::move(greq));
+    if (!r) co_return co_await ex.respond(error_response(submit_error(r.error), version));
+    const RequestId id = r.id;
+    ex.watch_disconnect([engine, id] { engine->cancel(id); });
+    // The collector calls back once, from the engine thread (or at once if already done).
     auto outcome = co_await net::await_callback<std::shared_ptr<CollectedResult>>(
-        [&](auto done) {
-          collector->set_done(std::move(done));
-          greq.on_event = logged(ex.context().trace_id, [collector](GenerationEvent&& ev) {
-            collector->on_event(std::move(ev));
-          });
-          SubmitResult r = engine->submit(std::move(greq));
-          if (!r) {
-            collector->reject(r.error);
-          } else {
-            id->store(r.id);
-          }
-        });
-    if (!outcome->rejection.empty()) {
-      co_return co_await ex.respond(error_response(ApiError(400, outcome->rejection), version));
-    }
+        [collector](auto done) { collector->set_done(std::move(done)); });
     const api::CompletionResult& result = outcome->result;
     if (result.reason == FinishReason::error) {
       co_return co_await ex.respond(
@@ -368,7 +402,10 @@ class LlmService final : public app::Service {
     Engine* engine = engine_.get();
     auto id = std::make_shared<std::atomic<RequestId>>(0);
     // Callbacks first: the engine may produce tokens as soon as submit() returns.
-    writer->set_on_drain([state] { state->flush(); });
+    // Weak: the writer must not own the stream that owns the writer.
+    writer->set_on_drain([weak = std::weak_ptr<GenerationStream>(state)] {
+      if (auto s = weak.lock()) s->flush();
+    });
     writer->set_on_disconnect([engine, id] {
       if (RequestId r = id->load()) engine->cancel(r);
     });
@@ -377,7 +414,7 @@ class LlmService final : public app::Service {
                            [state](GenerationEvent&& ev) { state->on_event(std::move(ev)); });
     SubmitResult r = engine->submit(std::move(greq));
     if (!r) {
-      state->fail(ApiError(400, r.error));
+      state->fail(submit_error(r.error));
       co_return;
     }
     id->store(r.id);
@@ -398,6 +435,7 @@ class LlmService final : public app::Service {
   std::atomic<bool> ready_{false};
   std::atomic<int> active_{0};
   std::mutex stop_mutex_;
+  boost::asio::thread_pool prep_pool_{1};  // chat templating and tokenizing
 };
 
 }  // namespace

@@ -11,6 +11,9 @@ using nlohmann::json;
 namespace {
 
 constexpr std::size_t kMaxStopStrings = 16;
+constexpr std::size_t kMaxStopBytes = 1024;
+// Below this a temperature only overflows the logits; it means greedy.
+constexpr float kGreedyBelow = 1e-5f;
 
 [[noreturn]] void bad(const std::string& param, const std::string& why) {
   throw ApiError(400, param + " " + why, param);
@@ -41,7 +44,12 @@ double get_number(const json& body, const char* key, double def) {
 std::optional<std::int64_t> get_int(const json& body, const char* key) {
   const json* v = find(body, key);
   if (!v) return std::nullopt;
-  if (v->is_number_integer() || v->is_number_unsigned()) return v->get<std::int64_t>();
+  if (v->is_number_unsigned()) {
+    if (v->get<std::uint64_t>() > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
+      bad(key, "is out of range");
+    return static_cast<std::int64_t>(v->get<std::uint64_t>());
+  }
+  if (v->is_number_integer()) return v->get<std::int64_t>();
   if (v->is_number_float()) {
     double d = v->get<double>();
     if (std::isfinite(d) && d == std::floor(d) && std::fabs(d) < 9e15)
@@ -71,8 +79,10 @@ void parse_stop(const json& body, SamplingParams& p) {
   } else {
     bad("stop", "must be a string or an array of strings");
   }
-  for (const auto& s : p.stop)
+  for (const auto& s : p.stop) {
     if (s.empty()) bad("stop", "strings must not be empty");
+    if (s.size() > kMaxStopBytes) bad("stop", "strings must be at most 1024 bytes");
+  }
 }
 
 // Message content: a string, or an array of {"type":"text","text":...} parts.
@@ -127,7 +137,8 @@ void parse_prompt(const json& body, ParsedRequest& r) {
     for (const auto& t : arr) {
       if (!t.is_number_integer()) return false;
       auto x = t.get<std::int64_t>();
-      if (x < 0 || x > std::numeric_limits<int32_t>::max()) bad("prompt", "token ids must be >= 0");
+      if (x < 0 || x > std::numeric_limits<int32_t>::max())
+        bad("prompt", "token ids must be in [0, 2^31)");
       ids.push_back(static_cast<int32_t>(x));
     }
     r.prompt_ids = std::move(ids);
@@ -165,14 +176,27 @@ std::string error_json(const ApiError& e) {
   return dump_json(json{{"error", err}});
 }
 
+namespace {
+ParsedRequest parse_fields(Endpoint endpoint, const json& body, int default_max_tokens);
+}  // namespace
+
 ParsedRequest parse_request(Endpoint endpoint, const std::string& body_text,
                             int default_max_tokens) {
   json body;
   try {
     body = json::parse(body_text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // syntax errors, numbers out of range
     throw ApiError(400, std::string("request body is not valid JSON: ") + e.what());
   }
+  try {
+    return parse_fields(endpoint, body, default_max_tokens);
+  } catch (const json::exception& e) {  // a field of an unexpected type deeper down
+    throw ApiError(400, std::string("malformed request: ") + e.what());
+  }
+}
+
+namespace {
+ParsedRequest parse_fields(Endpoint endpoint, const json& body, int default_max_tokens) {
   if (!body.is_object()) throw ApiError(400, "request body must be a JSON object");
 
   ParsedRequest r;
@@ -187,6 +211,7 @@ ParsedRequest parse_request(Endpoint endpoint, const std::string& body_text,
   SamplingParams& p = r.params;
   p.temperature = static_cast<float>(get_number(body, "temperature", 1.0));
   if (p.temperature < 0.0f || p.temperature > 2.0f) bad("temperature", "must be in [0, 2]");
+  if (p.temperature < kGreedyBelow) p.temperature = 0.0f;
   p.top_p = static_cast<float>(get_number(body, "top_p", 1.0));
   if (!(p.top_p > 0.0f && p.top_p <= 1.0f)) bad("top_p", "must be in (0, 1]");
   if (auto k = get_int(body, "top_k")) {
@@ -226,7 +251,8 @@ ParsedRequest parse_request(Endpoint endpoint, const std::string& body_text,
   if (find(body, "tools") || find(body, "functions"))
     throw ApiError(400, "tools: tool calling is not supported by this server", "tools");
   if (const json* rf = find(body, "response_format")) {
-    if (!rf->is_object() || rf->value("type", "") != "text")
+    const json* type = rf->is_object() ? find(*rf, "type") : nullptr;
+    if (!type || !type->is_string() || type->get<std::string>() != "text")
       throw ApiError(400, "response_format: only {\"type\":\"text\"} is supported",
                      "response_format");
   }
@@ -260,6 +286,7 @@ ParsedRequest parse_request(Endpoint endpoint, const std::string& body_text,
   if (std::string why = p.validate(); !why.empty()) throw ApiError(400, why);
   return r;
 }
+}  // namespace
 
 const char* finish_reason_name(FinishReason reason) { return to_string(reason); }
 

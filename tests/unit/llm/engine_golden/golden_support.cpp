@@ -34,7 +34,7 @@ std::unique_ptr<ModelRunner> load_stories(int num_blocks, int block_size) {
 
 const std::string& golden_stdout() {
   static const std::string golden =
-      test::read_file(test::models_dir() + "/stories260K/golden_greedy.stdout");
+      test::read_file(test::shared_dir() + "/models/stories260K/golden_greedy.stdout");
   return golden;
 }
 
