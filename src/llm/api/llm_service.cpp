@@ -295,7 +295,9 @@ class LlmService final : public app::Service {
     }
     // The default max_tokens shrinks to what fits.
     g.params.max_tokens = std::min(g.params.max_tokens, context - prompt_len);
-    // The engine's own checks (KV blocks needed, ...) before any response head is sent.
+    // The engine's own checks (KV blocks needed, ...) before any response head is sent. The
+    // real event callback is attached by the caller.
+    g.on_event = [](GenerationEvent&&) {};
     if (std::string why = validate_request(g, engine_->model_info(), engine_->block_size(),
                                            engine_->num_blocks(), /*has_detokenizer=*/true);
         !why.empty()) {
