@@ -13,6 +13,9 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
 #include <chrono>
+#include <functional>
+#include <limits>
+#include <vector>
 
 #include "server_state.hpp"
 #include "static_files.hpp"
@@ -97,7 +100,7 @@ class Connection final : public LiveConnection, public std::enable_shared_from_t
                                              const std::string& route);
   asio::awaitable<void> handle(Request req, RouteMatch match, std::string trace_id,
                                std::chrono::steady_clock::time_point received);
-  asio::awaitable<void> watch_peer(std::function<void()> on_gone);
+  asio::awaitable<void> watch_peer();
 
   std::shared_ptr<ServerState> state_;
   beast::tcp_stream stream_;
@@ -107,6 +110,8 @@ class Connection final : public LiveConnection, public std::enable_shared_from_t
   bool close_ = false;
   bool upgraded_ = false;
   bool watching_ = false;
+  // watch_disconnect callbacks of the request under way; cleared once its response is complete.
+  std::vector<std::function<void()>> on_gone_;
 };
 
 asio::any_io_executor Exchange::executor() { return conn_.stream_.get_executor(); }
@@ -139,8 +144,9 @@ asio::awaitable<void> Exchange::respond(Response res) {
               !conn_.state_->draining.load();
   res.keep_alive(keep);
   if (!keep) conn_.close_ = true;
-  if (!res.has_content_length() && !res.chunked() && req_.method() != http::verb::head &&
-      res.result() != http::status::not_modified) {
+  // A HEAD answer carries the length its GET body would have (static files set it already).
+  if (!res.has_content_length() && !res.chunked() && res.result() != http::status::not_modified &&
+      (req_.method() != http::verb::head || !res.body().empty())) {
     res.prepare_payload();
   }
   conn_.stream_.expires_after(conn_.state_->config.write_timeout);
@@ -205,15 +211,15 @@ asio::awaitable<std::shared_ptr<StreamWriter>> Exchange::start_stream(std::strin
 
 void Exchange::watch_disconnect(std::function<void()> on_gone) {
   close_after_ = true;
+  conn_.on_gone_.push_back(std::move(on_gone));
   if (conn_.watching_) return;
   conn_.watching_ = true;
-  asio::co_spawn(conn_.stream_.get_executor(),
-                 conn_.watch_peer(std::move(on_gone)), asio::detached);
+  asio::co_spawn(conn_.stream_.get_executor(), conn_.watch_peer(), asio::detached);
 }
 
 // Waits until the peer closes its side. Bytes that arrive meanwhile are discarded: the
 // connection is closed after this response anyway.
-asio::awaitable<void> Connection::watch_peer(std::function<void()> on_gone) {
+asio::awaitable<void> Connection::watch_peer() {
   auto self = shared_from_this();
   for (;;) {
     beast::error_code ec;
@@ -229,7 +235,12 @@ asio::awaitable<void> Connection::watch_peer(std::function<void()> on_gone) {
     }
     break;
   }
-  if (on_gone) on_gone();
+  // Empty when the response completed first: the client leaving then cancels nothing.
+  auto callbacks = std::move(on_gone_);
+  on_gone_.clear();
+  for (auto& fn : callbacks) {
+    if (fn) fn();
+  }
 }
 
 asio::awaitable<void> Connection::send_error_and_close(http::status status,
@@ -268,7 +279,10 @@ asio::awaitable<void> Connection::run() {
 
     http::request_parser<http::string_body> parser;
     parser.header_limit(static_cast<std::uint32_t>(cfg.max_header_bytes));
-    parser.body_limit(cfg.max_body_bytes);
+    // Beast checks Content-Length against the body limit while parsing the head, before the
+    // route (and so its limit) is known: lift it here and apply the route's limit below.
+    // (Not boost::none: Beast 1.74 compares the length with the optional, and none is less.)
+    parser.body_limit(std::numeric_limits<std::uint64_t>::max());
     stream_.expires_after(cfg.header_timeout);
     co_await http::async_read_header(stream_, buffer_, parser,
                                      asio::redirect_error(asio::use_awaitable, ec));
@@ -498,6 +512,7 @@ asio::awaitable<void> Connection::handle(Request req, RouteMatch match, std::str
                                    "the handler produced no response", "server_error",
                                    "internal_error", r.version()));
   }
+  on_gone_.clear();  // the response is complete
   state_->request_finished();
   finish();
 }

@@ -63,7 +63,8 @@ class HttpExchange {
   virtual bool responded() const = 0;
 
   // Calls `on_gone` (on the connection's strand) if the client closes the connection before
-  // the response is complete, so the handler can cancel its queued and running work. The
+  // the response is complete, so the handler can cancel its queued and running work; once
+  // the response is complete it is dropped uncalled. Each registered callback is called. The
   // response is then sent with "Connection: close". Streams watch automatically.
   virtual void watch_disconnect(std::function<void()> on_gone) = 0;
 };
