@@ -10,12 +10,17 @@
 // n_heads / n_kv query heads that share a KV head into the row dimension, so K/V are never
 // repeated in memory.
 //
-// The same code runs on CUDA when the options name a CUDA device (libtorch picks the
-// kernels); only APIs present in libtorch 1.13 and 2.x are used.
+// That is forward(), the libtorch path, used for CUDA (libtorch picks the kernels) and half
+// dtypes. On CPU in float32, forward_cpu() runs instead: the same matmuls, but norms, RoPE,
+// attention (in place over the paged pools, no gather/padding/mask) and SwiGLU are the
+// hand-written kernels of cpu_kernels.hpp, with K in a block-transposed layout; see there
+// for why. Only APIs present in libtorch 1.13 and 2.x are used.
 
 #include "llm/model/llama_model.hpp"
 
 #include <ATen/Parallel.h>
+
+#include "llm/model/cpu_kernels.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -28,6 +33,7 @@ namespace {
 
 struct LayerParams {
   torch::Tensor attn_norm, wqkv, bqkv, wo, ffn_norm, w13, w2;
+  torch::Tensor wqkv_t, wo_t, w13_t, w2_t;  // transposed views, for the CPU path's mm/addmm
 };
 
 // Per-pair inverse frequencies, computed in float32 like llama2.c (powf) and HF (float32
@@ -95,6 +101,8 @@ class LlamaModel final : public ModelRunner {
     w.embedding = torch::Tensor();
     w.wcls = torch::Tensor();
     final_norm_ = to_dev_f32(w.final_norm);
+    wcls_t_ = wcls_.t();
+    cpu_kernels_ = device_.is_cpu() && dtype_ == torch::kFloat32;
     for (LlamaLayerWeights& lw : w.layers) {
       LayerParams p;
       p.attn_norm = to_dev_f32(lw.attn_norm);
@@ -105,6 +113,10 @@ class LlamaModel final : public ModelRunner {
       p.ffn_norm = to_dev_f32(lw.ffn_norm);
       p.w13 = to_dev(torch::cat({lw.w1, lw.w3}, 0));
       p.w2 = to_dev(lw.w2);
+      p.wqkv_t = p.wqkv.t();
+      p.wo_t = p.wo.t();
+      p.w13_t = p.w13.t();
+      p.w2_t = p.w2.t();
       lw = LlamaLayerWeights();
       layers_.push_back(std::move(p));
     }
@@ -119,10 +131,12 @@ class LlamaModel final : public ModelRunner {
     rope_sin_ = angles.sin().to(device_, dtype_);
 
     const int64_t slots = static_cast<int64_t>(num_blocks_) * block_size_;
+    const auto pool_opts = torch::TensorOptions().device(device_).dtype(dtype_);
     for (int l = 0; l < hp_.n_layers; ++l) {
-      k_pool_.push_back(torch::zeros({slots, hp_.n_kv_heads, hp_.head_dim},
-                                     torch::TensorOptions().device(device_).dtype(dtype_)));
-      v_pool_.push_back(torch::zeros_like(k_pool_.back()));
+      // The CPU kernels keep K as [blocks, KVH, HD, bs] (see cpu_kernels.hpp); same size.
+      k_pool_.push_back(cpu_kernels_ ? torch::zeros({num_blocks_, hp_.n_kv_heads, hp_.head_dim, block_size_}, pool_opts)
+                                     : torch::zeros({slots, hp_.n_kv_heads, hp_.head_dim}, pool_opts));
+      v_pool_.push_back(torch::zeros({slots, hp_.n_kv_heads, hp_.head_dim}, pool_opts));
     }
   }
 
@@ -133,7 +147,7 @@ class LlamaModel final : public ModelRunner {
   StepOutput step(const StepBatch& batch) override {
     try {
       c10::InferenceMode inference_guard;
-      return forward(batch);
+      return cpu_kernels_ ? forward_cpu(batch) : forward(batch);
     } catch (const c10::Error& e) {
       throw std::runtime_error(std::string("llm model step failed: ") + e.what_without_backtrace());
     }
@@ -144,6 +158,7 @@ class LlamaModel final : public ModelRunner {
   struct StepIndex {
     int64_t S = 0, T = 0, max_q = 0, max_ctx = 0;
     std::vector<int64_t> tokens, positions, write_slots, q_dst, gather, start, ctx_len, logit_rows;
+    std::vector<int64_t> token_slot_offset, token_ctx;  // per token: its row of `gather`, keys seen
   };
 
   StepIndex build_index(const StepBatch& batch) const {
@@ -193,6 +208,8 @@ class LlamaModel final : public ModelRunner {
         ix.positions.push_back(s.start_pos + i);
         ix.write_slots.push_back(slot_of(s.start_pos + i));
         ix.q_dst.push_back(si * ix.max_q + i);
+        ix.token_slot_offset.push_back(si * ix.max_ctx);
+        ix.token_ctx.push_back(s.start_pos + i + 1);
       }
       for (int64_t p = 0; p < end; ++p) ix.gather[static_cast<size_t>(si * ix.max_ctx + p)] = slot_of(p);
       ix.start.push_back(s.start_pos);
@@ -295,15 +312,71 @@ class LlamaModel final : public ModelRunner {
     return out;
   }
 
+  // The CPU float32 step: matmuls through libtorch (BLAS), everything else in cpu_kernels.hpp,
+  // attention straight from the paged pools (no gather, no padding, no mask).
+  StepOutput forward_cpu(const StepBatch& batch) {
+    StepIndex ix = build_index(batch);
+    const int64_t T = ix.T;
+    const int64_t H = hp_.n_heads, KVH = hp_.n_kv_heads, HD = hp_.head_dim, D = hp_.dim;
+    const int64_t F = hp_.hidden_dim;
+    const float eps = static_cast<float>(hp_.rms_eps);
+    const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(HD)));
+    const auto f32 = torch::TensorOptions().dtype(torch::kFloat32);
+
+    torch::Tensor x = embedding_.index_select(0, to_device(ix.tokens));  // [T, D], the residual
+    torch::Tensor h = torch::empty({T, D}, f32);
+    torch::Tensor qkv = torch::empty({T, (H + 2 * KVH) * HD}, f32);
+    torch::Tensor attn = torch::empty({T, H * HD}, f32);
+    torch::Tensor gate_up = torch::empty({T, 2 * F}, f32);
+    torch::Tensor act = torch::empty({T, F}, f32);
+    for (size_t l = 0; l < layers_.size(); ++l) {
+      const LayerParams& p = layers_[l];
+      cpu::rms_norm(x.data_ptr<float>(), p.attn_norm.data_ptr<float>(), h.data_ptr<float>(), T, D, eps);
+      if (p.bqkv.defined()) {
+        torch::addmm_out(qkv, p.bqkv, h, p.wqkv_t);
+      } else {
+        torch::mm_out(qkv, h, p.wqkv_t);
+      }
+      cpu::rope_and_store_kv(qkv.data_ptr<float>(), T, H, KVH, HD, block_size_, ix.positions.data(),
+                             ix.write_slots.data(),
+                             rope_cos_.data_ptr<float>(), rope_sin_.data_ptr<float>(),
+                             k_pool_[l].data_ptr<float>(), v_pool_[l].data_ptr<float>());
+      cpu::paged_attention(qkv.data_ptr<float>(), (H + 2 * KVH) * HD, T, H, KVH, HD, block_size_,
+                           k_pool_[l].data_ptr<float>(),
+                           v_pool_[l].data_ptr<float>(), ix.gather.data(), ix.token_slot_offset.data(),
+                           ix.token_ctx.data(), scale, attn.data_ptr<float>());
+      x.addmm_(attn, p.wo_t);
+      cpu::rms_norm(x.data_ptr<float>(), p.ffn_norm.data_ptr<float>(), h.data_ptr<float>(), T, D, eps);
+      torch::mm_out(gate_up, h, p.w13_t);
+      cpu::swiglu(gate_up.data_ptr<float>(), act.data_ptr<float>(), T, F);
+      x.addmm_(act, p.w2_t);
+    }
+
+    StepOutput out;
+    const int64_t rows = static_cast<int64_t>(ix.logit_rows.size());
+    out.rows = static_cast<int>(rows);
+    if (rows == 0) return out;
+    torch::Tensor last = rows == T ? x : x.index_select(0, to_device(ix.logit_rows));
+    torch::Tensor normed = torch::empty({rows, D}, f32);
+    cpu::rms_norm(last.data_ptr<float>(), final_norm_.data_ptr<float>(), normed.data_ptr<float>(), rows, D, eps);
+    out.logits.resize(static_cast<size_t>(rows * hp_.vocab_size));
+    torch::Tensor logits = torch::from_blob(out.logits.data(), {rows, hp_.vocab_size}, f32);
+    torch::mm_out(logits, normed, wcls_t_);
+    return out;
+  }
+
   LlamaHyperParams hp_;
   ModelInfo info_;
   torch::Device device_;
   torch::ScalarType dtype_;
   int block_size_;
   int num_blocks_;
-  torch::Tensor embedding_, wcls_, final_norm_, rope_cos_, rope_sin_;
+  torch::Tensor embedding_, wcls_, wcls_t_, final_norm_, rope_cos_, rope_sin_;
+  bool cpu_kernels_ = false;
   std::vector<LayerParams> layers_;
-  std::vector<torch::Tensor> k_pool_, v_pool_;  // per layer [num_blocks * bs, KVH, HD]
+  // Per layer. V: [num_blocks * bs, KVH, HD]. K: the same, or [num_blocks, KVH, HD, bs] for
+  // the CPU kernels.
+  std::vector<torch::Tensor> k_pool_, v_pool_;
 };
 
 }  // namespace
