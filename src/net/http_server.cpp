@@ -19,15 +19,28 @@ namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 
 void ServerState::record(const std::string& route, unsigned code, double seconds) {
-  metrics
-      .counter("talkserve_http_requests_total", "HTTP requests answered, by route and status",
-               {{"route", route}, {"code", std::to_string(code)}})
-      .inc();
-  metrics
-      .histogram("talkserve_http_request_duration_seconds",
-                 "Time from request head received to response complete (streams: to end)",
-                 obs::default_latency_buckets(), {{"route", route}})
-      .observe(seconds);
+  std::string key = route;
+  key += '\0';
+  key += std::to_string(code);
+  RouteSeries s;
+  {
+    std::lock_guard lock(series_mutex);
+    auto it = series.find(key);
+    if (it != series.end()) s = it->second;
+  }
+  if (s.requests == nullptr) {
+    s.requests = &metrics.counter("talkserve_http_requests_total",
+                                  "HTTP requests answered, by route and status",
+                                  {{"route", route}, {"code", std::to_string(code)}});
+    s.duration = &metrics.histogram(
+        "talkserve_http_request_duration_seconds",
+        "Time from request head received to response complete (streams: to end)",
+        obs::default_latency_buckets(), {{"route", route}});
+    std::lock_guard lock(series_mutex);
+    series.emplace(std::move(key), s);
+  }
+  s.requests->inc();
+  s.duration->observe(seconds);
 }
 
 struct HttpServer::Impl {

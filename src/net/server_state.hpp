@@ -12,6 +12,7 @@
 #include <unordered_map>
 
 #include "talkserve/net/http_server.hpp"
+#include "talkserve/obs/metrics.hpp"
 
 namespace talkserve::net {
 
@@ -36,6 +37,15 @@ struct ServerState {
 
   std::atomic<bool> draining{false};
   std::atomic<std::size_t> in_flight{0};
+
+  // The series each (route, status) pair records into, looked up in the registry once: the
+  // registry call builds label sets and takes its own lock, too slow for every request.
+  struct RouteSeries {
+    obs::Counter* requests = nullptr;
+    obs::Histogram* duration = nullptr;
+  };
+  std::mutex series_mutex;
+  std::unordered_map<std::string, RouteSeries> series;
 
   std::mutex mutex;
   std::condition_variable idle_cv;
