@@ -12,7 +12,9 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
+#include <cerrno>
 #include <chrono>
+#include <sys/socket.h>
 #include <functional>
 #include <limits>
 #include <vector>
@@ -225,14 +227,13 @@ asio::awaitable<void> Connection::watch_peer() {
     beast::error_code ec;
     co_await stream_.socket().async_wait(tcp::socket::wait_read,
                                          asio::redirect_error(asio::use_awaitable, ec));
-    if (!ec && stream_.socket().is_open()) {
-      std::size_t avail = stream_.socket().available(ec);
-      if (!ec && avail > 0) {
-        std::array<char, 4096> sink;
-        stream_.socket().read_some(asio::buffer(sink, std::min(avail, sink.size())), ec);
-        if (!ec) continue;
-      }
-    }
+    if (ec || !stream_.socket().is_open()) break;
+    // Readable can be a false alarm; only a read of 0 bytes (EOF) or an error means gone.
+    char probe[4096];
+    const ssize_t n =
+        ::recv(stream_.socket().native_handle(), probe, sizeof(probe), MSG_DONTWAIT);
+    if (n > 0) continue;  // bytes from the client: discarded (the connection closes after)
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) continue;
     break;
   }
   // Empty when the response completed first: the client leaving then cancels nothing.

@@ -69,6 +69,21 @@ void StreamWriter::set_on_disconnect(std::function<void()> fn) {
 }
 
 asio::awaitable<boost::system::error_code> StreamWriter::run() {
+  auto ec = co_await run_loop();
+  // The stream is over: drop the callbacks, which often own the producer that owns this
+  // writer (the cycle that keeps a producer alive until its last message is written).
+  std::function<void()> drain, gone;
+  {
+    std::lock_guard lock(mutex_);
+    drain = std::move(on_drain_);
+    gone = std::move(on_disconnect_);
+    on_drain_ = nullptr;
+    on_disconnect_ = nullptr;
+  }
+  co_return ec;
+}
+
+asio::awaitable<boost::system::error_code> StreamWriter::run_loop() {
   for (;;) {
     std::string message;
     bool have = false;

@@ -41,11 +41,13 @@ class StreamWriter : public std::enable_shared_from_this<StreamWriter> {
   void set_on_disconnect(std::function<void()> fn);
 
   // Drains the queue until close() or a write error. Returns the error (empty on clean close).
+  // The callbacks are released when it returns, so they may own the producer.
   boost::asio::awaitable<boost::system::error_code> run();
   // Aborts the stream from the I/O side (server shutdown): pending messages are dropped.
   void abort();
 
  private:
+  boost::asio::awaitable<boost::system::error_code> run_loop();
   void wake();
   boost::asio::any_io_executor ex_;
   std::size_t limit_;

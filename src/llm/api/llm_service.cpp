@@ -341,12 +341,11 @@ class LlmService final : public app::Service {
       }
       // Templating and tokenizing cost time proportional to the prompt: off the I/O thread.
       const int priority = ex.context().priority;
-      greq = co_await asio::co_spawn(
-          prep_pool_.get_executor(),
-          [this, &req, priority]() -> asio::awaitable<GenerationRequest> {
-            co_return build(req, priority);
-          },
-          asio::use_awaitable);
+      auto prepare = [this, &req, priority]() -> asio::awaitable<GenerationRequest> {
+        co_return build(req, priority);
+      };
+      greq = co_await asio::co_spawn(prep_pool_.get_executor(), std::move(prepare),
+                                     asio::use_awaitable);
     } catch (const ApiError& e) {
       error = e;
     }
@@ -380,8 +379,11 @@ class LlmService final : public app::Service {
     const RequestId id = r.id;
     ex.watch_disconnect([engine, id] { engine->cancel(id); });
     // The collector calls back once, from the engine thread (or at once if already done).
-    auto outcome = co_await net::await_callback<std::shared_ptr<CollectedResult>>(
-        [collector](auto done) { collector->set_done(std::move(done)); });
+    // Named, not a temporary in the co_await expression: GCC 12 destroys such temporaries
+    // twice, which dropped `collector` one reference too many.
+    auto start = [collector](auto done) { collector->set_done(std::move(done)); };
+    auto outcome =
+        co_await net::await_callback<std::shared_ptr<CollectedResult>>(std::move(start));
     const api::CompletionResult& result = outcome->result;
     if (result.reason == FinishReason::error) {
       co_return co_await ex.respond(
@@ -404,10 +406,9 @@ class LlmService final : public app::Service {
     Engine* engine = engine_.get();
     auto id = std::make_shared<std::atomic<RequestId>>(0);
     // Callbacks first: the engine may produce tokens as soon as submit() returns.
-    // Weak: the writer must not own the stream that owns the writer.
-    writer->set_on_drain([weak = std::weak_ptr<GenerationStream>(state)] {
-      if (auto s = weak.lock()) s->flush();
-    });
+    // The writer owns the stream until its last message is out (the engine lets go at the
+    // finish event); StreamWriter::run() drops its callbacks at the end, breaking the cycle.
+    writer->set_on_drain([state] { state->flush(); });
     writer->set_on_disconnect([engine, id] {
       if (RequestId r = id->load()) engine->cancel(r);
     });
