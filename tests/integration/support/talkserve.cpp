@@ -47,32 +47,6 @@ std::string read_file(const std::filesystem::path& path) {
   return ss.str();
 }
 
-TempDir::TempDir() {
-  auto base = std::filesystem::temp_directory_path();
-  std::random_device rd;
-  for (int attempt = 0; attempt < 100; ++attempt) {
-    auto p = base / ("talkserve-itest-" + std::to_string(rd()));
-    if (std::filesystem::create_directory(p)) {
-      path_ = p;
-      return;
-    }
-  }
-  throw std::runtime_error("cannot create a temporary directory in " + base.string());
-}
-
-TempDir::~TempDir() {
-  std::error_code ec;
-  std::filesystem::remove_all(path_, ec);
-}
-
-std::string TempDir::write(const std::string& name, const std::string& content) const {
-  auto p = path_ / name;
-  std::ofstream out(p, std::ios::binary);
-  out << content;
-  if (!out) throw std::runtime_error("cannot write " + p.string());
-  return p.string();
-}
-
 std::vector<std::string> base_args() {
   return {"--set", "http.host=127.0.0.1", "--set", "http.port=0",
           "--set", "server.models_dir=\"" + models_dir() + "\"",

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "support/temp_dir.hpp"
+
 #include "support/http_client.hpp"
 #include "support/prometheus.hpp"
 #include "support/server_process.hpp"
@@ -23,20 +25,7 @@ std::string models_dir();
 std::string shared_dir();
 std::string read_file(const std::filesystem::path& path);
 
-// A fresh directory under $TMPDIR, removed with everything in it on destruction.
-class TempDir {
- public:
-  TempDir();
-  ~TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::filesystem::path& path() const { return path_; }
-  // Writes `content` to path()/name and returns the full path.
-  std::string write(const std::string& name, const std::string& content) const;
-
- private:
-  std::filesystem::path path_;
-};
+using TempDir = talkserve::test::TempDir;
 
 // --set http.host=127.0.0.1 --set http.port=0 --set server.models_dir=<models_dir()>
 // --set http.static_dir="" (so unknown paths are 404, not files) --set llm.threads=1.

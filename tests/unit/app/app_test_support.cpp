@@ -10,29 +10,6 @@
 
 namespace talkserve::app::test {
 
-TempDir::TempDir() {
-  std::string tmpl =
-      (std::filesystem::temp_directory_path() / "talkserve-app-test-XXXXXX").string();
-  if (!mkdtemp(tmpl.data())) {
-    throw std::system_error(errno, std::generic_category(), "mkdtemp " + tmpl);
-  }
-  path_ = tmpl;
-}
-
-TempDir::~TempDir() {
-  std::error_code ec;
-  std::filesystem::remove_all(path_, ec);
-}
-
-std::string TempDir::write(const std::string& name, const std::string& text) const {
-  auto p = path_ / name;
-  std::ofstream out(p, std::ios::binary);
-  out << text;
-  out.close();
-  if (!out) throw std::runtime_error("cannot write " + p.string());
-  return p.string();
-}
-
 AppConfig load_toml(const std::string& toml, const std::vector<std::string>& overrides) {
   if (toml.empty()) return load_config("", overrides);
   TempDir dir;

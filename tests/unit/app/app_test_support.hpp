@@ -6,26 +6,13 @@
 #include <string>
 #include <vector>
 
+#include "support/temp_dir.hpp"
+
 #include "talkserve/app/config.hpp"
 
 namespace talkserve::app::test {
 
-// A fresh directory under the system temp dir (mkdtemp), removed with its contents on
-// destruction. Each instance is unique, so tests may run in parallel processes.
-class TempDir {
- public:
-  TempDir();
-  ~TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  const std::filesystem::path& path() const { return path_; }
-  // Writes `text` to path()/name and returns the full path.
-  std::string write(const std::string& name, const std::string& text) const;
-
- private:
-  std::filesystem::path path_;
-};
+using TempDir = talkserve::test::TempDir;
 
 // load_config from TOML text written to a temp file (text "" = no file at all).
 AppConfig load_toml(const std::string& toml, const std::vector<std::string>& overrides = {});
