@@ -20,3 +20,33 @@ if(TALKSERVE_BUILD_TESTS)
   find_package(Catch2 2 REQUIRED)
   include(Catch)
 endif()
+
+# Media and speech (Debian: libav*-dev, libpocketsphinx-dev, libespeak-ng-dev, flite1-dev).
+if("media" IN_LIST TALKSERVE_MODULES OR "speech" IN_LIST TALKSERVE_MODULES)
+  pkg_check_modules(LIBAV REQUIRED IMPORTED_TARGET libavformat libavcodec libavutil libswresample)
+endif()
+if("speech" IN_LIST TALKSERVE_MODULES)
+  # Not pkg_check_modules(IMPORTED_TARGET): Debian's sphinxbase.pc names /usr/include/sphinxbase,
+  # which does not exist (the headers are under the multiarch include dir), and CMake refuses
+  # imported targets with missing include paths.
+  find_path(POCKETSPHINX_INCLUDE_DIR pocketsphinx.h PATH_SUFFIXES pocketsphinx REQUIRED)
+  find_path(SPHINXBASE_INCLUDE_DIR sphinxbase/cmd_ln.h
+            PATHS /usr/include/${CMAKE_LIBRARY_ARCHITECTURE} REQUIRED)
+  find_library(POCKETSPHINX_LIBRARY pocketsphinx REQUIRED)
+  find_library(SPHINXBASE_LIBRARY sphinxbase REQUIRED)
+  add_library(talkserve_pocketsphinx INTERFACE)
+  target_include_directories(talkserve_pocketsphinx SYSTEM INTERFACE
+    ${POCKETSPHINX_INCLUDE_DIR} ${SPHINXBASE_INCLUDE_DIR} ${SPHINXBASE_INCLUDE_DIR}/sphinxbase)
+  target_link_libraries(talkserve_pocketsphinx INTERFACE ${POCKETSPHINX_LIBRARY} ${SPHINXBASE_LIBRARY})
+  pkg_check_modules(ESPEAK_NG REQUIRED IMPORTED_TARGET espeak-ng)
+  # flite ships no pkg-config file.
+  find_path(FLITE_INCLUDE_DIR flite/flite.h REQUIRED)
+  find_library(FLITE_LIBRARY flite REQUIRED)
+  set(FLITE_LIBRARIES)
+  foreach(_part flite_cmu_us_kal16 flite_cmu_us_slt flite_cmu_us_rms flite_cmu_us_awb
+                flite_usenglish flite_cmulex)
+    find_library(FLITE_${_part}_LIBRARY ${_part} REQUIRED)
+    list(APPEND FLITE_LIBRARIES ${FLITE_${_part}_LIBRARY})
+  endforeach()
+  list(APPEND FLITE_LIBRARIES ${FLITE_LIBRARY})
+endif()

@@ -38,6 +38,17 @@ PACKAGES=(
   libssl-dev
   libtorch-dev
   libopenblas0-pthread
+  libavformat-dev
+  libavcodec-dev
+  libavutil-dev
+  libswresample-dev
+  ffmpeg
+  libpocketsphinx-dev
+  libsphinxbase-dev
+  pocketsphinx-en-us
+  libespeak-ng-dev
+  espeak-ng-data
+  flite1-dev
   wrk
 )
 # Node.js and npm run the end-to-end tests with the official OpenAI SDK. A node installed
