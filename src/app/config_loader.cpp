@@ -214,6 +214,45 @@ void read_llm(const toml::table& root, LlmSection& c) {
   s.finish();
 }
 
+void read_asr(const toml::table& root, AsrSection& c) {
+  Section s(subtable(root, "asr"), "asr");
+  s.get("enabled", c.enabled);
+  s.get("backend", c.backend);
+  s.get("decoders", c.decoders);
+  s.get("pocketsphinx_hmm", c.pocketsphinx_hmm);
+  s.get("pocketsphinx_lm", c.pocketsphinx_lm);
+  s.get("pocketsphinx_dict", c.pocketsphinx_dict);
+  s.get("wav2vec2_model", c.wav2vec2_model);
+  s.get("device", c.device);
+  s.get("threads", c.threads);
+  s.get("vad", c.vad);
+  s.get("vad_model", c.vad_model);
+  s.get("vad_threshold", c.vad_threshold);
+  s.get("vad_min_silence_ms", c.vad_min_silence_ms);
+  s.get("vad_min_speech_ms", c.vad_min_speech_ms);
+  s.get("vad_speech_pad_ms", c.vad_speech_pad_ms);
+  s.get("max_segment_seconds", c.max_segment_seconds);
+  s.get("max_batch", c.max_batch);
+  s.get("max_wait_ms", c.max_wait_ms);
+  s.get("workers", c.workers);
+  s.get("max_queue", c.max_queue);
+  s.get("max_audio_seconds", c.max_audio_seconds);
+  s.get("max_upload_mb", c.max_upload_mb);
+  s.finish();
+}
+
+void read_tts(const toml::table& root, TtsSection& c) {
+  Section s(subtable(root, "tts"), "tts");
+  s.get("enabled", c.enabled);
+  s.get("backend", c.backend);
+  s.get("default_voice", c.default_voice);
+  s.get("workers", c.workers);
+  s.get("max_input_chars", c.max_input_chars);
+  s.get("max_queue", c.max_queue);
+  s.get("output_sample_rate", c.output_sample_rate);
+  s.finish();
+}
+
 // "a.b.c=value" -> sets root[a][b][c], creating tables on the way.
 void apply_override(toml::table& root, const std::string& text) {
   auto eq = text.find('=');
@@ -279,6 +318,44 @@ void LlmSection::validate() const {
   if (default_max_tokens < 1) bad("default_max_tokens", "must be >= 1");
 }
 
+void AsrSection::validate() const {
+  auto bad = [](const std::string& k, const std::string& why) {
+    throw std::invalid_argument("asr." + k + " " + why);
+  };
+  if (!enabled) return;
+  if (backend != "pocketsphinx" && backend != "wav2vec2")
+    bad("backend", "must be pocketsphinx or wav2vec2");
+  if (decoders < 1 || decoders > 64) bad("decoders", "must be between 1 and 64");
+  if (backend == "wav2vec2" && wav2vec2_model.empty()) bad("wav2vec2_model", "must name a model");
+  if (device != "cpu" && !device.starts_with("cuda")) bad("device", "must be cpu or cuda[:N]");
+  if (threads < 0) bad("threads", "must be >= 0");
+  if (vad && vad_model.empty()) bad("vad_model", "must name the Silero VAD file when vad is on");
+  if (!(vad_threshold > 0 && vad_threshold < 1)) bad("vad_threshold", "must be in (0, 1)");
+  if (vad_min_silence_ms < 0) bad("vad_min_silence_ms", "must be >= 0");
+  if (vad_min_speech_ms < 0) bad("vad_min_speech_ms", "must be >= 0");
+  if (vad_speech_pad_ms < 0) bad("vad_speech_pad_ms", "must be >= 0");
+  if (!(max_segment_seconds >= 1)) bad("max_segment_seconds", "must be >= 1");
+  if (max_batch < 1) bad("max_batch", "must be >= 1");
+  if (max_wait_ms < 0) bad("max_wait_ms", "must be >= 0");
+  if (workers < 1) bad("workers", "must be >= 1");
+  if (max_queue < 1) bad("max_queue", "must be >= 1");
+  if (!(max_audio_seconds > 0)) bad("max_audio_seconds", "must be > 0");
+  if (max_upload_mb < 1) bad("max_upload_mb", "must be >= 1");
+}
+
+void TtsSection::validate() const {
+  auto bad = [](const std::string& k, const std::string& why) {
+    throw std::invalid_argument("tts." + k + " " + why);
+  };
+  if (!enabled) return;
+  if (backend != "espeak-ng" && backend != "flite") bad("backend", "must be espeak-ng or flite");
+  if (workers < 1) bad("workers", "must be >= 1");
+  if (max_input_chars < 1) bad("max_input_chars", "must be >= 1");
+  if (max_queue < 1) bad("max_queue", "must be >= 1");
+  if (output_sample_rate < 8000 || output_sample_rate > 48000)
+    bad("output_sample_rate", "must be between 8000 and 48000");
+}
+
 void AppConfig::validate() const {
   try {
     server.validate();
@@ -296,6 +373,8 @@ void AppConfig::validate() const {
       throw ConfigError(std::string("log.format: ") + e.what());
     }
     llm.validate();
+    asr.validate();
+    tts.validate();
   } catch (const std::invalid_argument& e) {
     throw ConfigError(e.what());
   }
@@ -326,7 +405,7 @@ AppConfig load_config(const std::string& path, const std::vector<std::string>& o
   }
   for (const auto& o : overrides) apply_override(root, o);
 
-  static const std::set<std::string> sections{"server", "http", "gateway", "log", "llm"};
+  static const std::set<std::string> sections{"server", "http", "gateway", "log", "llm", "asr", "tts"};
   for (const auto& [k, v] : root) {
     if (!sections.count(std::string(k.str()))) {
       throw ConfigError(std::string(k.str()) + ": unknown section");
@@ -338,6 +417,8 @@ AppConfig load_config(const std::string& path, const std::vector<std::string>& o
   read_gateway(root, c.gateway);
   read_log(root, c.log);
   read_llm(root, c.llm);
+  read_asr(root, c.asr);
+  read_tts(root, c.tts);
   c.validate();
   return c;
 }

@@ -3,6 +3,9 @@
 #ifdef TALKSERVE_HAVE_LLM
 #include "talkserve/llm/llm_service.hpp"
 #endif
+#ifdef TALKSERVE_HAVE_SPEECH
+#include "talkserve/speech/speech_service.hpp"
+#endif
 
 namespace talkserve::app {
 
@@ -15,8 +18,18 @@ std::vector<std::unique_ptr<Service>> make_services(const AppConfig& config,
   if (config.llm.enabled) {
     throw ConfigError("llm.enabled: this build has no LLM module (set llm.enabled = false)");
   }
-  (void)metrics;
 #endif
+#ifdef TALKSERVE_HAVE_SPEECH
+  if (config.asr.enabled || config.tts.enabled) {
+    out.push_back(speech::make_speech_service(config, metrics));
+  }
+#else
+  if (config.asr.enabled || config.tts.enabled) {
+    throw ConfigError("asr.enabled / tts.enabled: this build has no speech module "
+                      "(set both to false)");
+  }
+#endif
+  (void)metrics;
   return out;
 }
 

@@ -40,12 +40,53 @@ struct LlmSection {
   void validate() const;
 };
 
+// Speech recognition: /v1/audio/transcriptions and the live stream's ASR stage.
+struct AsrSection {
+  bool enabled = true;
+  std::string backend = "pocketsphinx";   // pocketsphinx | wav2vec2
+  int decoders = 2;                       // pocketsphinx: resident decoders
+  std::string pocketsphinx_hmm = "/usr/share/pocketsphinx/model/en-us/en-us";
+  std::string pocketsphinx_lm = "/usr/share/pocketsphinx/model/en-us/en-us.lm.bin";
+  std::string pocketsphinx_dict = "/usr/share/pocketsphinx/model/en-us/cmudict-en-us.dict";
+  std::string wav2vec2_model = "wav2vec2-base-960h";  // directory, relative to server.models_dir
+  std::string device = "cpu";
+  int threads = 0;                        // wav2vec2 intra-op threads; 0 = all cores
+  bool vad = true;                        // Silero VAD trims silence and segments uploads
+  std::string vad_model = "silero_vad/silero_vad.jit";
+  double vad_threshold = 0.5;
+  int vad_min_silence_ms = 500;
+  int vad_min_speech_ms = 250;
+  int vad_speech_pad_ms = 200;
+  double max_segment_seconds = 30;        // longer speech regions are cut for the model
+  int max_batch = 8;                      // segments per executor batch
+  int max_wait_ms = 20;                   // batch window upper bound
+  int workers = 2;                        // executor threads forming batches
+  int max_queue = 256;                    // waiting segments before 503
+  double max_audio_seconds = 600;         // longer uploads are refused (413)
+  int max_upload_mb = 25;                 // request body limit of the route
+  void validate() const;
+};
+
+// Speech synthesis: /v1/audio/speech and the reply voice of a turn.
+struct TtsSection {
+  bool enabled = true;
+  std::string backend = "espeak-ng";      // espeak-ng | flite
+  std::string default_voice;              // when a request names none; "" = the backend's
+  int workers = 2;                        // flite only (espeak-ng always runs on one thread)
+  int max_input_chars = 4096;             // longer `input` is a 400
+  int max_queue = 256;                    // waiting sentences before 503
+  int output_sample_rate = 24000;         // audio sent to clients (pcm is 24 kHz in OpenAI's API)
+  void validate() const;
+};
+
 struct AppConfig {
   ServerConfig server;
   net::HttpConfig http;
   gateway::GatewayConfig gateway;
   obs::ObsConfig log;
   LlmSection llm;
+  AsrSection asr;
+  TtsSection tts;
   void validate() const;
 };
 

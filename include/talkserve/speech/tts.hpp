@@ -1,6 +1,6 @@
 #pragma once
 // The TTS backend interface, the phoneme timeline every synthesis yields, and the viseme set
-// the lip-sync renderer animates (documented in docs/speech.md).
+// the lip-sync renderer animates (documented in docs/tts.md).
 //
 // Thread-safety: see each backend's factory. espeak-ng keeps global state: its backend must be
 // driven from one thread (the TTS executor gives it exactly one worker). Backends that say
@@ -16,7 +16,7 @@
 
 namespace talkserve::speech {
 
-// A small viseme set (mouth shapes), enough for a 2D renderer. See docs/speech.md.
+// A small viseme set (mouth shapes), enough for a 2D renderer. See docs/tts.md.
 enum class Viseme : std::uint8_t {
   rest,  // silence / closed, relaxed mouth
   mbp,   // lips pressed: m b p
@@ -52,6 +52,9 @@ struct TtsResult {
   std::vector<float> samples;  // mono, [-1, 1]
   int sample_rate = 0;
   std::vector<PhonemeEvent> phonemes;  // ordered by start, covering the audio
+  double duration() const noexcept {
+    return sample_rate > 0 ? static_cast<double>(samples.size()) / sample_rate : 0.0;
+  }
 };
 
 struct VoiceInfo {

@@ -52,7 +52,11 @@ class VadModel {
 
 // Loads the Silero VAD TorchScript file (e.g. models/silero_vad/silero_vad.jit).
 // Throws std::runtime_error naming the file when it is missing or not a Silero model.
-std::unique_ptr<VadModel> load_silero_vad(const std::string& path, int threads = 1);
+// threads > 0 calls torch::set_num_threads, which is process-wide (shared with the LLM and
+// wav2vec2 models); 0 leaves it alone. The model itself is tiny: one thread is plenty.
+// Streams share the loaded model without locking (each VadState holds its own LSTM state and
+// context), so probabilities() may run on several threads at once for different states.
+std::unique_ptr<VadModel> load_silero_vad(const std::string& path, int threads = 0);
 
 // Speech regions of a whole 16 kHz clip (a fresh state; the tail shorter than a chunk is
 // zero-padded). Regions are padded by speech_pad_ms and merged when they touch. The result is
@@ -92,7 +96,10 @@ class VadStream {
   std::size_t position() const { return consumed_; }
 
  private:
-  void process_chunk_probs(const std::vector<float>& probs, std::vector<Event>& out);
+  // `audio_end` caps the positions used for the duration rules (the zero-padded tail chunk of
+  // flush() must not make a region look longer than the audio).
+  void process_chunk_probs(const std::vector<float>& probs, std::vector<Event>& out,
+                           std::size_t audio_end = static_cast<std::size_t>(-1));
   void close_region(std::size_t end, std::size_t limit, std::vector<Event>& out);
   const VadModel& model_;
   VadParams params_;

@@ -31,7 +31,8 @@ namespace {
 namespace asio = boost::asio;
 namespace http = boost::beast::http;
 using nlohmann::json;
-using api::ApiError;
+using net::ApiError;
+using net::error_response;
 using api::CollectedResult;
 using api::Endpoint;
 using api::GenerationStream;
@@ -72,11 +73,6 @@ GenerationCallback logged(std::string trace_id, GenerationCallback next) {
   };
 }
 
-net::Response error_response(const ApiError& e, unsigned version) {
-  auto res = net::make_json(static_cast<http::status>(e.status), api::error_json(e), version);
-  if (e.status == 503 || e.status == 429) res.set(http::field::retry_after, "1");
-  return res;
-}
 
 // Feeds the engine's stats to the vLLM-named metrics and to the executor-level series every
 // executor exports (talkserve_batch_size{executor}, talkserve_queue_depth{executor}).

@@ -168,13 +168,6 @@ void parse_prompt(const json& body, ParsedRequest& r) {
 
 }  // namespace
 
-std::string error_json(const ApiError& e) {
-  json err = {{"message", e.what()},
-              {"type", e.type},
-              {"param", e.param.empty() ? json(nullptr) : json(e.param)},
-              {"code", e.code.empty() ? json(nullptr) : json(e.code)}};
-  return dump_json(json{{"error", err}});
-}
 
 namespace {
 ParsedRequest parse_fields(Endpoint endpoint, const json& body, int default_max_tokens);

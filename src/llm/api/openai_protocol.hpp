@@ -14,33 +14,12 @@
 #include "talkserve/llm/chat_template.hpp"
 #include "talkserve/llm/generation.hpp"
 #include "talkserve/llm/sampling_params.hpp"
+#include "talkserve/net/api_error.hpp"
 
 namespace talkserve::llm::api {
 
-// A request the server refuses: HTTP status, OpenAI error type/code and the offending param.
-struct ApiError : std::runtime_error {
-  ApiError(int status, std::string message, std::string param = {},
-           std::string code = {}, std::string type = {})
-      : std::runtime_error(std::move(message)),
-        status(status),
-        param(std::move(param)),
-        code(std::move(code)),
-        type(type.empty() ? default_type(status) : std::move(type)) {}
-  static std::string default_type(int status) {
-    if (status == 401) return "authentication_error";
-    if (status == 404) return "not_found_error";
-    if (status == 429) return "rate_limit_error";
-    if (status >= 500) return "server_error";
-    return "invalid_request_error";
-  }
-  int status;
-  std::string param;
-  std::string code;
-  std::string type;
-};
-
-// {"error":{"message","type","param","code"}}
-std::string error_json(const ApiError& e);
+using net::ApiError;
+using net::error_json;
 
 enum class Endpoint { completions, chat };
 

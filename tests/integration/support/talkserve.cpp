@@ -53,7 +53,9 @@ std::vector<std::string> base_args() {
           "--set", "http.static_dir=\"\"",
           // One intra-op thread: the 260K model gains nothing from more, and on a loaded
           // 2-core CI machine libtorch's spinning worker threads make each token ~15x slower.
-          "--set", "llm.threads=1"};
+          "--set", "llm.threads=1",
+          // One resident pocketsphinx decoder loads in half the time; speech tests ask for 2.
+          "--set", "asr.decoders=1"};
 }
 
 bool poll_until(const std::function<bool()>& done, std::chrono::milliseconds timeout,

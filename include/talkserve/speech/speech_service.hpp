@@ -1,0 +1,20 @@
+#pragma once
+// The speech service the app wires in: the ASR stage (pocketsphinx or wav2vec2, Silero VAD in
+// front) behind POST /v1/audio/transcriptions, and the TTS stage (espeak-ng or flite) behind
+// POST /v1/audio/speech and GET /v1/audio/voices.
+
+#include <memory>
+
+#include "talkserve/app/config.hpp"
+#include "talkserve/app/service.hpp"
+
+namespace talkserve::obs {
+class MetricsRegistry;
+}
+
+namespace talkserve::speech {
+
+std::unique_ptr<app::Service> make_speech_service(const app::AppConfig& config,
+                                                  obs::MetricsRegistry& metrics);
+
+}  // namespace talkserve::speech

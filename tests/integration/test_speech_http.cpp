@@ -1,0 +1,378 @@
+// The speech routes of the running server with the embedded models (pocketsphinx en-us,
+// Silero VAD, espeak-ng): OpenAI-shaped transcriptions and speech, every bad input with its
+// status, accuracy against pocketsphinx fed directly, and a TTS -> ASR round trip.
+
+#include <catch2/catch.hpp>
+
+#include <cstdio>
+#include <fstream>
+#include <future>
+#include <sstream>
+
+#include "support/data_paths.hpp"
+#include "support/talkserve.hpp"
+#include "talkserve/media/audio.hpp"
+#include "talkserve/speech/pocketsphinx_backend.hpp"
+#include "talkserve/speech/wer.hpp"
+
+using namespace talkserve::itest;
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+namespace {
+
+const std::string kBoundary = "talkserve-test-boundary-7MA4YWxkTrZu0gW";
+
+struct Field {
+  std::string name;
+  std::string value;
+  std::optional<std::string> filename;
+  std::string content_type;
+};
+
+std::string multipart(const std::vector<Field>& fields) {
+  std::string body;
+  for (const Field& f : fields) {
+    body += "--" + kBoundary + "\r\nContent-Disposition: form-data; name=\"" + f.name + "\"";
+    if (f.filename) body += "; filename=\"" + *f.filename + "\"";
+    body += "\r\n";
+    if (!f.content_type.empty()) body += "Content-Type: " + f.content_type + "\r\n";
+    body += "\r\n" + f.value + "\r\n";
+  }
+  return body + "--" + kBoundary + "--\r\n";
+}
+
+HttpResponse post_multipart(const HttpClient& client, const std::vector<Field>& fields) {
+  return client.request("POST", "/v1/audio/transcriptions", multipart(fields),
+                        {{"Content-Type", "multipart/form-data; boundary=" + kBoundary}});
+}
+
+std::string speech_file(const std::string& name) {
+  return read_file(std::filesystem::path(talkserve::test::speech_data_dir()) / name);
+}
+
+HttpResponse transcribe(const HttpClient& client, const std::string& audio,
+                        const std::string& format = "json",
+                        const std::string& filename = "audio.wav",
+                        std::vector<Field> extra = {}) {
+  std::vector<Field> fields{{"file", audio, filename, "application/octet-stream"},
+                            {"model", "whisper-1", {}, ""},
+                            {"response_format", format, {}, ""}};
+  fields.insert(fields.end(), extra.begin(), extra.end());
+  return post_multipart(client, fields);
+}
+
+void check_error(const HttpResponse& res, unsigned status, const std::string& mentions = {}) {
+  INFO("status " << res.status << " body: " << res.body);
+  CHECK(res.status == status);
+  json j;
+  REQUIRE_NOTHROW(j = res.json());
+  REQUIRE(j.contains("error"));
+  CHECK(j["error"]["message"].is_string());
+  CHECK(j["error"]["type"].is_string());
+  if (!mentions.empty()) {
+    CHECK_THAT(j["error"]["message"].get<std::string>(), Catch::Contains(mentions));
+  }
+}
+
+struct Clip {
+  std::string file;
+  std::string transcript;
+};
+
+std::vector<Clip> speech_clips() {
+  std::ifstream in(talkserve::test::speech_data_dir() + "/transcripts.tsv");
+  REQUIRE(in);
+  std::vector<Clip> clips;
+  std::string line;
+  std::getline(in, line);  // header
+  while (std::getline(in, line)) {
+    const auto t1 = line.find('\t');
+    const auto t2 = line.find('\t', t1 + 1);
+    if (t1 == std::string::npos) continue;
+    clips.push_back({line.substr(0, t1), line.substr(t1 + 1, t2 - t1 - 1)});
+  }
+  return clips;
+}
+
+// Runs `cmd` and returns its standard output.
+std::string run(const std::string& cmd) {
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  REQUIRE(p != nullptr);
+  char buf[4096];
+  while (std::size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+  pclose(p);
+  return out;
+}
+
+Talkserve::Options speech_server(std::vector<std::string> extra = {}) {
+  Talkserve::Options o;
+  o.args = {"--set", "asr.decoders=2"};
+  o.args.insert(o.args.end(), extra.begin(), extra.end());
+  o.startup_timeout = 60s;
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("transcriptions: a real recording in every response format", "[speech][asr]") {
+  Talkserve server(speech_server());
+  auto client = server.client(60s);
+  const std::string wav = speech_file("pocketsphinx_goforward.wav");
+
+  auto res = transcribe(client, wav, "json");
+  INFO(res.body);
+  REQUIRE(res.status == 200);
+  CHECK(res.json() == json{{"text", "go forward ten meters"}});
+
+  res = transcribe(client, wav, "text");
+  REQUIRE(res.status == 200);
+  CHECK(res.body == "go forward ten meters\n");
+  CHECK(res.header("Content-Type").value_or("").rfind("text/plain", 0) == 0);
+
+  res = transcribe(client, wav, "srt");
+  REQUIRE(res.status == 200);
+  CHECK(res.body.rfind("1\n00:00:0", 0) == 0);
+  CHECK(res.body.find(" --> ") != std::string::npos);
+  CHECK(res.body.find("go forward ten meters") != std::string::npos);
+
+  res = transcribe(client, wav, "vtt");
+  REQUIRE(res.status == 200);
+  CHECK(res.body.rfind("WEBVTT\n\n00:00:0", 0) == 0);
+
+  res = transcribe(client, wav, "verbose_json", "a.wav",
+                   {{"timestamp_granularities[]", "word", {}, ""},
+                    {"timestamp_granularities[]", "segment", {}, ""},
+                    {"language", "en", {}, ""}});
+  REQUIRE(res.status == 200);
+  auto j = res.json();
+  CHECK(j["task"] == "transcribe");
+  CHECK(j["language"] == "english");
+  CHECK(j["duration"].get<double>() == Approx(2.8).margin(0.1));
+  CHECK(j["text"] == "go forward ten meters");
+  REQUIRE(j["segments"].size() >= 1);
+  CHECK(j["segments"][0]["start"].get<double>() >= 0.0);
+  REQUIRE(j["words"].size() == 4);
+  double prev = 0;
+  for (const auto& w : j["words"]) {
+    CHECK(w["start"].get<double>() >= prev - 1e-6);
+    CHECK(w["end"].get<double>() > w["start"].get<double>());
+    prev = w["end"].get<double>();
+  }
+  CHECK(prev <= 2.9);
+}
+
+TEST_CASE("transcriptions: compressed uploads and other sample rates decode", "[speech][asr]") {
+  Talkserve server(speech_server());
+  auto client = server.client(60s);
+  TempDir dir;
+  const auto src = std::filesystem::path(talkserve::test::speech_data_dir()) / "pocketsphinx_goforward.wav";
+  for (const std::string ext : {"mp3", "ogg", "flac", "m4a", "webm"}) {
+    const auto out = dir.path() / ("goforward." + ext);
+    const std::string codec = ext == "ogg" || ext == "webm" ? " -c:a libopus" : "";
+    run("ffmpeg -nostdin -loglevel error -y -i '" + src.string() + "' -ar 44100 -ac 2" + codec +
+        " '" + out.string() + "'");
+    REQUIRE(std::filesystem::exists(out));
+    auto res = transcribe(client, read_file(out), "json", "goforward." + ext);
+    INFO(ext << ": " << res.body);
+    REQUIRE(res.status == 200);
+    const auto e = talkserve::speech::word_errors("go forward ten meters",
+                                                  res.json()["text"].get<std::string>());
+    CHECK(e.errors() <= 1);
+  }
+}
+
+TEST_CASE("transcriptions: every bad input gets its status and a clear error",
+          "[speech][asr][errors]") {
+  Talkserve server(speech_server({"--set", "asr.max_audio_seconds=5", "--set",
+                                  "asr.max_upload_mb=1"}));
+  auto client = server.client(60s);
+  const std::string wav = speech_file("pocketsphinx_goforward.wav");
+
+  check_error(transcribe(client, ""), 400, "empty");
+  check_error(transcribe(client, std::string(4000, '\x5a') + "not audio at all"), 415);
+  check_error(transcribe(client, "hello, this is a plain text file\n", "json", "notes.txt"), 415);
+  check_error(transcribe(client, wav.substr(0, 60)), 400);  // a WAV header and nothing more
+  check_error(post_multipart(client, {{"model", "whisper-1", {}, ""}}), 400, "file");
+  check_error(client.request("POST", "/v1/audio/transcriptions", "--nope\r\n\r\n",
+                             {{"Content-Type", "multipart/form-data; boundary=" + kBoundary}}),
+              400, "multipart");
+  check_error(client.request("POST", "/v1/audio/transcriptions", wav,
+                             {{"Content-Type", "audio/wav"}}),
+              400, "multipart/form-data");
+  check_error(transcribe(client, speech_file("jfk.wav")), 413, "5");  // 11 s > 5 s
+  check_error(transcribe(client, std::string(2 << 20, 'x')), 413);    // body over 1 MB
+  check_error(transcribe(client, wav, "xml"), 400, "response_format");
+  check_error(transcribe(client, wav, "json", "a.wav", {{"model", "nope", {}, ""}}), 400, "model");
+  check_error(transcribe(client, wav, "json", "a.wav", {{"language", "xx", {}, ""}}), 400,
+              "language");
+  check_error(transcribe(client, wav, "json", "a.wav",
+                         {{"timestamp_granularities[]", "word", {}, ""}}),
+              400, "verbose_json");
+
+  // Nothing above harmed the server: a good request still works.
+  auto res = transcribe(client, wav, "text");
+  REQUIRE(res.status == 200);
+  CHECK(res.body == "go forward ten meters\n");
+}
+
+TEST_CASE("transcriptions: concurrent uploads, good and bad, each get their own answer",
+          "[speech][asr]") {
+  Talkserve server(speech_server());
+  const std::string wav = speech_file("pocketsphinx_goforward.wav");
+  std::vector<std::future<HttpResponse>> futures;
+  for (int i = 0; i < 8; ++i) {
+    futures.push_back(std::async(std::launch::async, [&, i] {
+      auto client = server.client(120s);
+      return transcribe(client, i % 4 == 3 ? std::string("garbage bytes") : wav, "text");
+    }));
+  }
+  for (int i = 0; i < 8; ++i) {
+    auto res = futures[i].get();
+    INFO(i << ": " << res.status << " " << res.body);
+    if (i % 4 == 3) {
+      CHECK(res.status == 415);
+    } else {
+      CHECK(res.status == 200);
+      CHECK(res.body == "go forward ten meters\n");
+    }
+  }
+  auto metrics = server.client().get("/metrics").body;
+  CHECK(metrics.find("talkserve_batch_size_count{executor=\"asr\"}") != std::string::npos);
+}
+
+TEST_CASE("transcriptions: the server's word error rate matches pocketsphinx fed directly",
+          "[speech][asr][accuracy]") {
+  // Direct: the same pocketsphinx model on the whole clip (decoded to 16 kHz by FFmpeg).
+  // Server: the HTTP endpoint (multipart, FFmpeg, VAD segments, batching).
+  talkserve::speech::PocketsphinxConfig pc;
+  pc.decoders = 2;
+  auto direct = talkserve::speech::make_pocketsphinx_backend(pc);
+  Talkserve server(speech_server());
+  auto client = server.client(300s);
+
+  talkserve::speech::WordErrors direct_total, server_total;
+  for (const Clip& clip : speech_clips()) {
+    const std::string bytes = speech_file(clip.file);
+    auto decoded = talkserve::media::decode_audio(
+        {reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()});
+    std::vector<talkserve::speech::AsrInput> batch{{decoded.samples, "en"}};
+    const auto direct_text = direct->transcribe_batch(batch).at(0).text;
+    auto res = transcribe(client, bytes, "json", clip.file);
+    REQUIRE(res.status == 200);
+    const std::string server_text = res.json()["text"];
+    const auto d = talkserve::speech::word_errors(clip.transcript, direct_text);
+    const auto s = talkserve::speech::word_errors(clip.transcript, server_text);
+    direct_total += d;
+    server_total += s;
+    WARN(clip.file << ": WER direct " << d.rate() * 100 << "%, server " << s.rate() * 100
+                   << "%\n  server: " << server_text);
+  }
+  WARN("overall WER: direct " << direct_total.rate() * 100 << "%, server "
+                              << server_total.rate() * 100 << "% over "
+                              << direct_total.reference_words << " words");
+  CHECK(server_total.rate() <= direct_total.rate() + 0.01);
+  CHECK(direct_total.rate() < 0.6);  // the recordings really are recognised
+}
+
+TEST_CASE("speech: streamed audio in every format, valid per ffprobe", "[speech][tts]") {
+  Talkserve server(speech_server());
+  auto client = server.client(60s);
+  TempDir dir;
+  const std::string input = "Hello there. This is a test of the speech endpoint! Is it working?";
+  const std::vector<std::pair<std::string, std::string>> formats{
+      {"mp3", "mp3"}, {"opus", "opus"}, {"aac", "aac"}, {"flac", "flac"}, {"wav", "pcm_s16le"}};
+  for (const auto& [format, codec] : formats) {
+    auto res = client.post_json("/v1/audio/speech", json{{"model", "tts-1"},
+                                                         {"input", input},
+                                                         {"voice", "alloy"},
+                                                         {"response_format", format}});
+    INFO(format << ": " << res.status);
+    REQUIRE(res.status == 200);
+    CHECK(res.header("Transfer-Encoding").value_or("") == "chunked");
+    const auto path = dir.path() / ("speech." + format);
+    std::ofstream(path, std::ios::binary) << res.body;
+    const std::string probe = run("ffprobe -v error -show_entries stream=codec_name -of csv=p=0 '" +
+                                  path.string() + "'");
+    CHECK(probe.find(codec) != std::string::npos);
+    auto decoded = talkserve::media::decode_audio(
+        {reinterpret_cast<const std::uint8_t*>(res.body.data()), res.body.size()});
+    CHECK(decoded.duration_seconds() > 2.0);
+    CHECK(decoded.duration_seconds() < 12.0);
+  }
+  // pcm: raw 16-bit little-endian mono at 24 kHz, as OpenAI's API defines it.
+  auto pcm = client.post_json("/v1/audio/speech",
+                              json{{"input", "One two three."}, {"voice", "alloy"},
+                                   {"response_format", "pcm"}});
+  REQUIRE(pcm.status == 200);
+  CHECK(pcm.body.size() % 2 == 0);
+  CHECK(pcm.body.size() / 2.0 / 24000 > 0.5);
+}
+
+TEST_CASE("speech: sse stream_format sends base64 audio deltas then done", "[speech][tts]") {
+  Talkserve server(speech_server());
+  SseStream stream(server.client(60s), "/v1/audio/speech",
+                   json{{"input", "First sentence. Second sentence."},
+                        {"voice", "alloy"},
+                        {"response_format", "pcm"},
+                        {"stream_format", "sse"}});
+  REQUIRE(stream.status() == 200);
+  auto events = stream.read_all();
+  REQUIRE(events.size() >= 3);
+  for (std::size_t i = 0; i + 1 < events.size(); ++i) {
+    auto j = json::parse(events[i]);
+    CHECK(j["type"] == "speech.audio.delta");
+    CHECK(j["audio"].get<std::string>().size() > 100);
+  }
+  auto last = json::parse(events.back());
+  CHECK(last["type"] == "speech.audio.done");
+  CHECK(last["usage"]["input_tokens"].get<int>() > 0);
+}
+
+TEST_CASE("speech: bad requests get 400 with the parameter named", "[speech][tts][errors]") {
+  Talkserve server(speech_server({"--set", "tts.max_input_chars=100"}));
+  auto client = server.client(30s);
+  auto post = [&](const json& body) { return client.post_json("/v1/audio/speech", body); };
+  check_error(post(json{{"voice", "alloy"}}), 400, "input");
+  check_error(post(json{{"input", ""}, {"voice", "alloy"}}), 400, "input");
+  check_error(post(json{{"input", "   "}, {"voice", "alloy"}}), 400, "input");
+  check_error(post(json{{"input", std::string(101, 'a')}, {"voice", "alloy"}}), 400, "100");
+  check_error(post(json{{"input", "hi"}, {"voice", "no-such-voice"}}), 400, "no-such-voice");
+  check_error(post(json{{"input", "hi"}, {"voice", "alloy"}, {"speed", 9}}), 400, "speed");
+  check_error(post(json{{"input", "hi"}, {"voice", "alloy"}, {"response_format", "ogg"}}), 400,
+              "response_format");
+  check_error(post(json{{"input", 42}, {"voice", "alloy"}}), 400, "input");
+  check_error(client.request("POST", "/v1/audio/speech", "{not json",
+                             {{"Content-Type", "application/json"}}),
+              400, "JSON");
+  auto ok = post(json{{"input", "Still fine."}, {"voice", "alloy"}, {"response_format", "wav"}});
+  CHECK(ok.status == 200);
+  auto voices = client.get("/v1/audio/voices");
+  REQUIRE(voices.status == 200);
+  CHECK(voices.json()["data"].size() >= 6);
+}
+
+TEST_CASE("round trip: synthesised English is recognised by the ASR stage",
+          "[speech][roundtrip]") {
+  Talkserve server(speech_server());
+  auto client = server.client(120s);
+  const std::vector<std::string> sentences{
+      "The weather is nice today.", "Please open the door.", "I would like a cup of coffee.",
+      "We are going to the park.", "Call me in the morning.", "The cat is sleeping on the bed."};
+  talkserve::speech::WordErrors total;
+  for (const auto& s : sentences) {
+    auto audio = client.post_json("/v1/audio/speech",
+                                  json{{"input", s}, {"voice", "alloy"}, {"response_format", "wav"}});
+    REQUIRE(audio.status == 200);
+    auto res = transcribe(client, audio.body, "text", "tts.wav");
+    REQUIRE(res.status == 200);
+    const auto e = talkserve::speech::word_errors(s, res.body);
+    total += e;
+    WARN("\"" << s << "\" -> \"" << res.body.substr(0, res.body.size() - 1) << "\" (" << e.errors()
+              << " errors)");
+  }
+  const double recovery = 1.0 - total.rate();
+  WARN("word recovery rate: " << recovery * 100 << "% over " << total.reference_words << " words");
+  CHECK(recovery >= 0.5);
+}
