@@ -319,8 +319,9 @@ asio::awaitable<void> SpeechHandler::handle(net::HttpExchange& ex) {
              : ApiError(503, "the server is shutting down", {}, "shutting_down"),
         version));
   }
-  auto writer = co_await ex.start_stream(
-      sse ? "text/event-stream" : std::string(media::content_type(format)));
+  // Named, not a temporary inside co_await (GCC 12 destroys such temporaries twice).
+  std::string content_type = sse ? "text/event-stream" : std::string(media::content_type(format));
+  auto writer = co_await ex.start_stream(std::move(content_type));
   stream->attach(std::move(writer));
 }
 
