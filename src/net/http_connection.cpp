@@ -12,6 +12,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
+#include <array>
 #include <cerrno>
 #include <chrono>
 #include <sys/socket.h>
@@ -103,6 +104,7 @@ class Connection final : public LiveConnection, public std::enable_shared_from_t
   asio::awaitable<void> handle(Request req, RouteMatch match, std::string trace_id,
                                std::chrono::steady_clock::time_point received);
   asio::awaitable<void> watch_peer();
+  asio::awaitable<void> discard_input(std::chrono::milliseconds budget);
 
   std::shared_ptr<ServerState> state_;
   beast::tcp_stream stream_;
@@ -112,6 +114,7 @@ class Connection final : public LiveConnection, public std::enable_shared_from_t
   bool close_ = false;
   bool upgraded_ = false;
   bool watching_ = false;
+  bool linger_ = false;  // refused mid-request: the client may still be sending its body
   // watch_disconnect callbacks of the request under way; cleared once its response is complete.
   std::vector<std::function<void()>> on_gone_;
 };
@@ -250,6 +253,7 @@ asio::awaitable<void> Connection::send_error_and_close(http::status status,
                                                        std::string_view code,
                                                        const std::string& route) {
   close_ = true;
+  linger_ = true;
   auto res = make_error(status, message, type, code);
   res.set(http::field::server, kServerName);
   res.keep_alive(false);
@@ -257,6 +261,21 @@ asio::awaitable<void> Connection::send_error_and_close(http::status status,
   beast::error_code ec;
   co_await http::async_write(stream_, res, asio::redirect_error(asio::use_awaitable, ec));
   state_->record(route, res.result_int(), 0.0);
+}
+
+// Lingering close: after refusing a request whose body is still arriving (413, 408, 400), read
+// and drop what the client sends for a short while. Closing at once would make the kernel
+// answer the unread bytes with a reset, and the client would lose the error response it has
+// not read yet.
+asio::awaitable<void> Connection::discard_input(std::chrono::milliseconds budget) {
+  const auto deadline = std::chrono::steady_clock::now() + budget;
+  std::array<char, 16 * 1024> sink;
+  beast::error_code ec;
+  while (!ec && std::chrono::steady_clock::now() < deadline) {
+    stream_.expires_at(deadline);
+    co_await stream_.async_read_some(asio::buffer(sink),
+                                     asio::redirect_error(asio::use_awaitable, ec));
+  }
 }
 
 asio::awaitable<void> Connection::run() {
@@ -374,6 +393,7 @@ asio::awaitable<void> Connection::run() {
   if (!upgraded_) {
     beast::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    if (linger_ && !ec) co_await discard_input(std::chrono::seconds(2));
     stream_.socket().close(ec);
   }
   state_->remove(id);

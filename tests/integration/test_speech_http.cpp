@@ -170,8 +170,10 @@ TEST_CASE("transcriptions: compressed uploads and other sample rates decode", "[
   const auto src = std::filesystem::path(talkserve::test::speech_data_dir()) / "pocketsphinx_goforward.wav";
   for (const std::string ext : {"mp3", "ogg", "flac", "m4a", "webm"}) {
     const auto out = dir.path() / ("goforward." + ext);
-    const std::string codec = ext == "ogg" || ext == "webm" ? " -c:a libopus" : "";
-    run("ffmpeg -nostdin -loglevel error -y -i '" + src.string() + "' -ar 44100 -ac 2" + codec +
+    // Opus only takes 48 kHz; the others are resampled to 44.1 kHz stereo.
+    const bool opus = ext == "ogg" || ext == "webm";
+    const std::string codec = opus ? " -ar 48000 -c:a libopus" : " -ar 44100";
+    run("ffmpeg -nostdin -loglevel error -y -i '" + src.string() + "' -ac 2" + codec +
         " '" + out.string() + "'");
     REQUIRE(std::filesystem::exists(out));
     auto res = transcribe(client, read_file(out), "json", "goforward." + ext);

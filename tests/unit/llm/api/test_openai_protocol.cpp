@@ -182,7 +182,7 @@ TEST_CASE("response and chunk shapes follow the OpenAI API", "[llm][api]") {
   CHECK(usage["usage"]["prompt_tokens_details"]["cached_tokens"] == 2);
 }
 
-TEST_CASE("logprobs shapes; partial UTF-8 token bytes survive serialisation", "[llm][api]") {
+TEST_CASE("logprobs shapes, and partial UTF-8 token bytes survive serialisation", "[llm][api]") {
   std::vector<TokenLogprobInfo> lp = {{"He", -0.5f, {{"He", -0.5f}, {"She", -1.5f}}},
                                       {"\xE2\x82", -0.1f, {}}};
   json c = completion_logprobs_json(lp, 10);

@@ -126,7 +126,7 @@ TEST_CASE("segments of concurrent clips are batched together") {
   CHECK(backend->batches == std::vector<std::size_t>{1, 3});
 }
 
-TEST_CASE("a failed segment fails the clip once; cancel withdraws queued segments") {
+TEST_CASE("a failed segment fails the clip once, and cancel withdraws queued segments") {
   auto owned = std::make_unique<RecordingBackend>();
   RecordingBackend* backend = owned.get();
   AsrStage stage(std::move(owned), nullptr, config(1, 64), sched::steady_clock(), nullptr);
