@@ -231,6 +231,7 @@ void read_asr(const toml::table& root, AsrSection& c) {
   s.get("vad_min_silence_ms", c.vad_min_silence_ms);
   s.get("vad_min_speech_ms", c.vad_min_speech_ms);
   s.get("vad_speech_pad_ms", c.vad_speech_pad_ms);
+  s.get("vad_merge_gap_ms", c.vad_merge_gap_ms);
   s.get("max_segment_seconds", c.max_segment_seconds);
   s.get("max_batch", c.max_batch);
   s.get("max_wait_ms", c.max_wait_ms);
@@ -334,6 +335,7 @@ void AsrSection::validate() const {
   if (vad_min_silence_ms < 0) bad("vad_min_silence_ms", "must be >= 0");
   if (vad_min_speech_ms < 0) bad("vad_min_speech_ms", "must be >= 0");
   if (vad_speech_pad_ms < 0) bad("vad_speech_pad_ms", "must be >= 0");
+  if (vad_merge_gap_ms < 0) bad("vad_merge_gap_ms", "must be >= 0");
   if (!(max_segment_seconds >= 1)) bad("max_segment_seconds", "must be >= 1");
   if (max_batch < 1) bad("max_batch", "must be >= 1");
   if (max_wait_ms < 0) bad("max_wait_ms", "must be >= 0");

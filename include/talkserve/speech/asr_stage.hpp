@@ -28,6 +28,10 @@ namespace talkserve::speech {
 struct AsrStageConfig {
   sched::BatchingConfig batching;  // name "asr"
   VadParams vad;
+  // Speech regions closer than this are recognised as one segment: the recogniser keeps its
+  // language-model context and normalisation across short pauses (cutting at every pause of
+  // min_silence_ms costs pocketsphinx several points of word error rate).
+  double merge_gap_seconds = 2.0;
   double max_segment_seconds = 30;
 };
 

@@ -164,6 +164,7 @@ AsrStage::AsrStage(std::unique_ptr<AsrBackend> backend, std::shared_ptr<const Va
                    AsrStageConfig config, sched::Clock& clock, obs::MetricsRegistry* metrics)
     : backend_(std::move(backend)) {
   config.vad.validate();
+  if (!(config.merge_gap_seconds >= 0)) throw std::invalid_argument("merge_gap_seconds: must be >= 0");
   if (!(config.max_segment_seconds >= 1)) {
     throw std::invalid_argument("max_segment_seconds: must be >= 1");
   }
@@ -179,7 +180,17 @@ std::vector<SpeechRegion> AsrStage::segment(const std::vector<float>& audio) con
   auto regions = detect_speech(*impl_->vad, audio, impl_->config.vad);
   for (auto& r : regions) r.end = std::min(r.end, audio.size());
   std::erase_if(regions, [](const SpeechRegion& r) { return r.end <= r.begin; });
-  return cut_long(std::move(regions), max_len);
+  const auto gap = static_cast<std::size_t>(impl_->config.merge_gap_seconds * kAsrSampleRate);
+  std::vector<SpeechRegion> merged;
+  for (const SpeechRegion& r : regions) {
+    if (!merged.empty() && r.begin <= merged.back().end + gap &&
+        r.end - merged.back().begin <= max_len) {
+      merged.back().end = r.end;
+    } else {
+      merged.push_back(r);
+    }
+  }
+  return cut_long(std::move(merged), max_len);
 }
 
 sched::Expected<std::shared_ptr<AsrTicket>> AsrStage::transcribe(

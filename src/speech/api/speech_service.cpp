@@ -119,6 +119,7 @@ class SpeechService final : public app::Service {
     sc.vad.min_silence_ms = asr_cfg_.vad_min_silence_ms;
     sc.vad.min_speech_ms = asr_cfg_.vad_min_speech_ms;
     sc.vad.speech_pad_ms = asr_cfg_.vad_speech_pad_ms;
+    sc.merge_gap_seconds = asr_cfg_.vad_merge_gap_ms / 1000.0;
     sc.max_segment_seconds = asr_cfg_.max_segment_seconds;
     const std::string backend_name = backend->name();
     asr_ = std::make_unique<AsrStage>(std::move(backend), std::move(vad), sc,
