@@ -50,3 +50,18 @@ if("speech" IN_LIST TALKSERVE_MODULES)
   endforeach()
   list(APPEND FLITE_LIBRARIES ${FLITE_LIBRARY})
 endif()
+
+# Avatar (Debian: libopencv-{core,imgproc,imgcodecs,objdetect}-dev and opencv-data for the Haar
+# cascades). Not the libopencv-dev meta package: it pulls in VTK, Qt and the rest of OpenCV.
+# Without the meta package there is no OpenCVConfig.cmake, so the parts are found one by one.
+if("avatar" IN_LIST TALKSERVE_MODULES)
+  find_path(OPENCV_INCLUDE_DIR opencv2/core.hpp PATH_SUFFIXES opencv4 REQUIRED)
+  add_library(talkserve_opencv INTERFACE)
+  target_include_directories(talkserve_opencv SYSTEM INTERFACE ${OPENCV_INCLUDE_DIR})
+  foreach(_part core imgproc imgcodecs objdetect)
+    find_library(OPENCV_${_part}_LIBRARY opencv_${_part} REQUIRED)
+    target_link_libraries(talkserve_opencv INTERFACE ${OPENCV_${_part}_LIBRARY})
+  endforeach()
+  find_file(OPENCV_FACE_CASCADE haarcascade_frontalface_default.xml
+            PATHS /usr/share/opencv4/haarcascades /usr/share/opencv/haarcascades REQUIRED)
+endif()

@@ -49,6 +49,12 @@ PACKAGES=(
   libespeak-ng-dev
   espeak-ng-data
   flite1-dev
+  libx264-dev
+  libopencv-core-dev
+  libopencv-imgproc-dev
+  libopencv-imgcodecs-dev
+  libopencv-objdetect-dev
+  opencv-data
   wrk
 )
 # Node.js and npm run the end-to-end tests with the official OpenAI SDK. A node installed
@@ -132,6 +138,8 @@ if [[ -n "${TALKSERVE_CMAKE_ARGS:-}" ]]; then
   extra_args+=("${user_args[@]}")
 fi
 
+# -UTALKSERVE_MODULES: an existing tree picks up modules added since it was configured (a
+# subset can still be chosen with TALKSERVE_CMAKE_ARGS=-DTALKSERVE_MODULES=...).
 # An existing tree keeps its generator (cmake refuses to switch); a new one uses Ninja.
 generator=(-G Ninja)
 if [[ -f "$build_dir/CMakeCache.txt" ]]; then
@@ -143,6 +151,7 @@ cmake -S "$repo_root" -B "$build_dir" "${generator[@]}" \
   -DCMAKE_BUILD_TYPE=Release \
   -DTALKSERVE_BUILD_TESTS=ON \
   -DTALKSERVE_BUILD_BENCH=ON \
+  -UTALKSERVE_MODULES \
   "${extra_args[@]}"
 
 if ((no_build)); then
