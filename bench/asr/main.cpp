@@ -1,12 +1,14 @@
 // ASR stage throughput: the same N clips (real recordings) recognised one at a time, then all
 // N submitted at once, through the AsrStage the server uses (Silero VAD segments, the
-// BatchingExecutor, the backend). The ratio of the two wall times is the batching/concurrency
+// BatchingExecutor, the backend). Workers as the server uses them: 2 for pocketsphinx (its
+// decoders run side by side), 1 for wav2vec2 (one batch at a time owns torch's thread pool). The ratio of the two wall times is the batching/concurrency
 // gain. Backends: pocketsphinx (Debian en-us model) and wav2vec2 (a real model directory, or
 // random weights of the wav2vec2-base size when none is given: same compute, no text).
 // Prints one JSON object on stdout and a table on stderr.
 //
 //   bench_asr [--backend pocketsphinx|wav2vec2|both] [--clips 16] [--max-seconds 8]
 //             [--decoders 2] [--wav2vec2-dir DIR] [--no-vad] [--speech-dir DIR]
+//             [--w2v-workers 1] [--w2v-threads 0]
 
 #include <unistd.h>
 
@@ -42,6 +44,8 @@ struct Args {
   int decoders = 2;
   std::string wav2vec2_dir;
   bool vad = true;
+  int w2v_workers = 1;  // wav2vec2 executor workers
+  int w2v_threads = 0;  // wav2vec2 intra-op threads (0 = torch's default: all cores)
   std::string speech_dir = TALKSERVE_BENCH_SPEECH_DIR;
   std::string models_dir = TALKSERVE_BENCH_MODELS_DIR;
 };
@@ -63,6 +67,8 @@ Args parse_args(int argc, char** argv) {
     else if (k == "--decoders") a.decoders = std::stoi(next());
     else if (k == "--wav2vec2-dir") a.wav2vec2_dir = next();
     else if (k == "--no-vad") a.vad = false;
+    else if (k == "--w2v-workers") a.w2v_workers = std::stoi(next());
+    else if (k == "--w2v-threads") a.w2v_threads = std::stoi(next());
     else if (k == "--speech-dir") a.speech_dir = next();
     else {
       std::fprintf(stderr, "unknown argument %s\n", k.c_str());
@@ -118,13 +124,14 @@ Run run(speech::AsrStage& stage, const std::vector<std::shared_ptr<const std::ve
 
 nlohmann::json bench_backend(const std::string& name, std::unique_ptr<speech::AsrBackend> backend,
                              std::shared_ptr<const speech::VadModel> vad,
-                             const std::vector<std::vector<float>>& clips, std::size_t max_batch) {
+                             const std::vector<std::vector<float>>& clips, std::size_t max_batch,
+                             std::size_t workers) {
   speech::AsrStageConfig cfg;
   cfg.batching.name = "asr";
   cfg.batching.max_batch = max_batch;
   cfg.batching.max_queue = 4096;
   cfg.batching.max_wait = std::chrono::milliseconds(20);
-  cfg.batching.num_workers = 2;
+  cfg.batching.num_workers = workers;
   speech::AsrStage stage(std::move(backend), std::move(vad), cfg, sched::steady_clock(), nullptr);
   std::vector<std::shared_ptr<const std::vector<float>>> audio;
   std::vector<std::vector<speech::SpeechRegion>> segments;
@@ -170,7 +177,7 @@ int main(int argc, char** argv) {
       speech::PocketsphinxConfig pc;
       pc.decoders = args.decoders;
       results.push_back(bench_backend("pocketsphinx", speech::make_pocketsphinx_backend(pc), vad,
-                                      clips, 8));
+                                      clips, 8, 2));
     }
     if (args.backend == "wav2vec2" || args.backend == "both") {
       std::string dir = args.wav2vec2_dir;
@@ -183,8 +190,10 @@ int main(int argc, char** argv) {
       }
       speech::Wav2Vec2Options o;
       o.path = dir;
+      o.threads = args.w2v_threads;
       results.push_back(bench_backend(args.wav2vec2_dir.empty() ? "wav2vec2-base(random)" : "wav2vec2",
-                                      speech::Wav2Vec2Asr::load(o), vad, clips, 8));
+                                      speech::Wav2Vec2Asr::load(o), vad, clips, 8,
+                                      static_cast<std::size_t>(args.w2v_workers)));
       if (!tmp.empty()) fs::remove_all(tmp);
     }
     std::printf("%s\n", nlohmann::json{{"bench", "asr"}, {"results", results}}.dump().c_str());

@@ -95,6 +95,15 @@ bool handle_event(const std::string& event, Clock::time_point now, Clock::time_p
   }
   if (auto u = j.find("usage"); u != j.end() && u->is_object())
     r.completion_tokens = u->value("completion_tokens", 0);
+  // /v1/audio/speech with stream_format "sse": each speech.audio.delta carries audio and
+  // speech.audio.done ends the stream (there is no [DONE]).
+  if (auto t = j.find("type"); t != j.end() && *t == "speech.audio.done") return true;
+  if (auto a = j.find("audio"); a != j.end() && a->is_string()) {
+    if (!last_text) r.ttft_s = std::chrono::duration<double>(now - sent).count();
+    else r.itl_s.push_back(std::chrono::duration<double>(now - *last_text).count());
+    last_text = now;
+    ++r.events;
+  }
   if (auto c = j.find("choices"); c != j.end() && c->is_array() && !c->empty()) {
     const auto& choice = (*c)[0];
     if (auto f = choice.find("finish_reason"); f != choice.end() && f->is_string())

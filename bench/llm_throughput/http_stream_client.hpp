@@ -31,7 +31,7 @@ HttpTarget parse_http_url(const std::string& url);
 struct StreamResult {
   std::string error;        // empty on success
   int status = 0;           // HTTP status
-  double ttft_s = 0.0;      // request sent -> first event with text
+  double ttft_s = 0.0;      // request sent -> first event with text (or audio, for speech)
   std::vector<double> itl_s;  // between consecutive events with text
   double e2e_s = 0.0;       // request sent -> [DONE]
   int events = 0;           // SSE events with text

@@ -113,7 +113,10 @@ class SpeechService final : public app::Service {
     sc.batching.max_batch = static_cast<std::size_t>(asr_cfg_.max_batch);
     sc.batching.max_queue = static_cast<std::size_t>(asr_cfg_.max_queue);
     sc.batching.max_wait = std::chrono::milliseconds(asr_cfg_.max_wait_ms);
-    sc.batching.num_workers = static_cast<std::size_t>(asr_cfg_.workers);
+    // A torch model gets one worker: one batch at a time owns the intra-op thread pool (two
+    // concurrent batches oversubscribe the cores and run slower than one after the other).
+    sc.batching.num_workers =
+        asr_cfg_.backend == "wav2vec2" ? 1 : static_cast<std::size_t>(asr_cfg_.workers);
     sc.vad.threshold = static_cast<float>(asr_cfg_.vad_threshold);
     sc.vad.neg_threshold = std::max(0.01f, sc.vad.threshold - 0.15f);
     sc.vad.min_silence_ms = asr_cfg_.vad_min_silence_ms;
