@@ -65,7 +65,7 @@ fi
 # The awk program (POSIX awk, so Debian's default mawk runs it) checks the documented shape
 # and prints one tab-separated record per model and per file:
 #   M <name> <dir> <default>
-#   F <model name> <dir> <path> <size> <sha256> <url>
+#   F <model name> <dir> <path> <size> <sha256> <url> <path in the mirror>
 parser=$(
   cat <<'AWK'
 function fail(msg) {
@@ -90,7 +90,7 @@ function close_table(   k, p, n, parts, i) {
     model = val["name"]; mdir = val["dir"]; nfiles[model] = 0
     printf "M\t%s\t%s\t%s\n", model, mdir, val["default"]
   } else if (kind == "model.file") {
-    for (k in val) if (k !~ /^(path|size|sha256|url)$/) fail("unknown [[model.file]] key `" k "`")
+    for (k in val) if (k !~ /^(path|size|sha256|url|mirror_path)$/) fail("unknown [[model.file]] key `" k "`")
     need("path", "s"); need("size", "i"); need("sha256", "s"); need("url", "s")
     p = val["path"]
     n = split(p, parts, "/")
@@ -100,7 +100,13 @@ function close_table(   k, p, n, parts, i) {
     if ((model SUBSEP p) in fseen) fail("file `" p "` is listed twice in model `" model "`")
     fseen[model SUBSEP p] = 1
     nfiles[model]++
-    printf "F\t%s\t%s\t%s\t%s\t%s\t%s\n", model, mdir, p, val["size"], val["sha256"], val["url"]
+    mp = mdir "/" p
+    if ("mirror_path" in val) {
+      if (typ["mirror_path"] != "s") fail("`mirror_path` must be a string")
+      mp = val["mirror_path"]
+      if (mp == "" || mp ~ /^\// || mp ~ /[^A-Za-z0-9._\/-]/) fail("mirror_path `" mp "` must be relative, using A-Z a-z 0-9 . _ - /")
+    }
+    printf "F\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", model, mdir, p, val["size"], val["sha256"], val["url"], mp
   }
   split("", val); split("", typ)
 }
@@ -153,11 +159,11 @@ records="$(awk "$parser" "$manifest")" || die "the manifest $manifest is malform
 
 declare -A model_dir=() model_default=()
 model_order=()
-f_model=() f_dir=() f_path=() f_size=() f_sha=() f_url=()
-while IFS=$'\t' read -r kind a b c d e f; do
+f_model=() f_dir=() f_path=() f_size=() f_sha=() f_url=() f_mirror=()
+while IFS=$'\t' read -r kind a b c d e f g; do
   case "$kind" in
     M) model_order+=("$a"); model_dir[$a]="$b"; model_default[$a]="$c" ;;
-    F) f_model+=("$a"); f_dir+=("$b"); f_path+=("$c"); f_size+=("$d"); f_sha+=("$e"); f_url+=("$f") ;;
+    F) f_model+=("$a"); f_dir+=("$b"); f_path+=("$c"); f_size+=("$d"); f_sha+=("$e"); f_url+=("$f"); f_mirror+=("$g") ;;
   esac
 done <<<"$records"
 ((${#model_order[@]} > 0)) || die "the manifest $manifest lists no models"
@@ -246,7 +252,7 @@ for i in "${!f_model[@]}"; do
   tmp="$(mktemp -- "$target.part.XXXXXX")"
   tmp_files+=("$tmp")
   if [[ -n "$mirror" ]]; then
-    from="$mirror/$rel"
+    from="$mirror/${f_mirror[$i]}"
     if [[ ! -f "$from" ]]; then
       fail_file "$rel" "$rel is missing from the mirror: no file $from (unset TALKSERVE_MODEL_MIRROR to download it from ${f_url[$i]})" "$i"
       rm -f -- "$tmp"

@@ -21,4 +21,8 @@ namespace talkserve::llm {
 std::unique_ptr<app::Service> make_llm_service(const app::AppConfig& config,
                                                obs::MetricsRegistry& metrics);
 
+// The in-process chat interface of a service made by make_llm_service (nullptr for others).
+class ChatBackend;
+ChatBackend* chat_backend_of(app::Service& service);
+
 }  // namespace talkserve::llm

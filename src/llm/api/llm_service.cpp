@@ -14,6 +14,7 @@
 
 #include "generation_stream.hpp"
 #include "openai_protocol.hpp"
+#include "talkserve/llm/chat_backend.hpp"
 #include "talkserve/llm/chat_template.hpp"
 #include "talkserve/llm/engine.hpp"
 #include "talkserve/llm/engine_metrics.hpp"
@@ -109,7 +110,7 @@ struct Reservation {
   std::atomic<int>& n;
 };
 
-class LlmService final : public app::Service {
+class LlmService final : public app::Service, public ChatBackend {
  public:
   LlmService(const app::AppConfig& config, obs::MetricsRegistry& metrics)
       : cfg_(config.llm), models_dir_(config.server.models_dir), metrics_(metrics) {}
@@ -182,6 +183,53 @@ class LlmService final : public app::Service {
   }
 
   bool ready() const override { return ready_.load(); }
+
+  // ChatBackend
+  bool chat_ready() const override { return ready(); }
+  std::string model_name() const override { return cfg_.name; }
+  int context_length() const override { return runner_ ? runner_->info().max_seq_len : 0; }
+
+  int count_prompt_tokens(const std::vector<ChatMessage>& messages) const override {
+    if (!ready()) return 0;
+    const std::string text = template_.render(messages, /*add_generation_prompt=*/true);
+    return static_cast<int>(tokenizer_->encode(text, false, /*parse_special=*/true).size());
+  }
+
+  RequestId chat(const std::vector<ChatMessage>& messages, const ChatOptions& options,
+                 std::function<void(std::string)> on_text,
+                 std::function<void(ChatOutcome)> on_done) override {
+    if (!ready()) throw ChatRefused(503, "the LLM is not loaded (starting or stopping)");
+    if (!try_reserve()) throw ChatRefused(503, "the LLM queue is full; retry later");
+    auto reservation = std::make_shared<Reservation>(active_);
+    api::ParsedRequest req;
+    req.endpoint = Endpoint::chat;
+    req.messages = messages;
+    req.params.max_tokens = options.max_tokens;
+    req.params.temperature = options.temperature;
+    req.params.seed = options.seed;
+    req.max_tokens_given = false;  // shrink to what fits the context
+    GenerationRequest g;
+    try {
+      g = build(req, options.priority);
+    } catch (const ApiError& e) {
+      throw ChatRefused(e.status, e.what());
+    }
+    g.on_event = [on_text = std::move(on_text), on_done = std::move(on_done),
+                  reservation](GenerationEvent&& ev) {
+      if (auto* tok = std::get_if<TokenEvent>(&ev)) {
+        if (!tok->text.empty()) on_text(std::move(tok->text));
+      } else if (auto* fin = std::get_if<FinishedEvent>(&ev)) {
+        on_done(ChatOutcome{fin->reason, fin->message, fin->usage});
+      }
+    };
+    SubmitResult r = engine_->submit(std::move(g));
+    if (!r) throw ChatRefused(ready() ? 400 : 503, r.error);
+    return r.id;
+  }
+
+  void cancel(RequestId id) override {
+    if (engine_) engine_->cancel(id);
+  }
 
   void stop() override {
     std::lock_guard lock(stop_mutex_);
@@ -442,6 +490,10 @@ class LlmService final : public app::Service {
 std::unique_ptr<app::Service> make_llm_service(const app::AppConfig& config,
                                                obs::MetricsRegistry& metrics) {
   return std::make_unique<LlmService>(config, metrics);
+}
+
+ChatBackend* chat_backend_of(app::Service& service) {
+  return dynamic_cast<ChatBackend*>(&service);
 }
 
 }  // namespace talkserve::llm
