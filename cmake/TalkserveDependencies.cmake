@@ -23,7 +23,7 @@ endif()
 
 # Media and speech (Debian: libav*-dev, libpocketsphinx-dev, libespeak-ng-dev, flite1-dev).
 if("media" IN_LIST TALKSERVE_MODULES OR "speech" IN_LIST TALKSERVE_MODULES)
-  pkg_check_modules(LIBAV REQUIRED IMPORTED_TARGET libavformat libavcodec libavutil libswresample)
+  pkg_check_modules(LIBAV REQUIRED IMPORTED_TARGET libavformat libavcodec libavutil libswresample libswscale)
 endif()
 if("speech" IN_LIST TALKSERVE_MODULES)
   # Not pkg_check_modules(IMPORTED_TARGET): Debian's sphinxbase.pc names /usr/include/sphinxbase,

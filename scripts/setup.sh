@@ -42,6 +42,7 @@ PACKAGES=(
   libavcodec-dev
   libavutil-dev
   libswresample-dev
+  libswscale-dev
   ffmpeg
   libpocketsphinx-dev
   libsphinxbase-dev

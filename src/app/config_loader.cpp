@@ -254,6 +254,25 @@ void read_tts(const toml::table& root, TtsSection& c) {
   s.finish();
 }
 
+void read_talk(const toml::table& root, TalkSection& c) {
+  Section s(subtable(root, "talk"), "talk");
+  s.get("enabled", c.enabled);
+  s.get("avatar", c.avatar);
+  s.get("voice", c.voice);
+  s.get("system_prompt", c.system_prompt);
+  s.get("max_tokens", c.max_tokens);
+  s.get("temperature", c.temperature);
+  s.get("session_ttl_s", c.session_ttl_s);
+  s.get("max_sessions", c.max_sessions);
+  s.get("max_history_turns", c.max_history_turns);
+  s.get("fps", c.fps);
+  s.get("video_crf", c.video_crf);
+  s.get("cache_dir", c.cache_dir);
+  s.get("cache_max_mb", c.cache_max_mb);
+  s.get("max_audio_seconds", c.max_audio_seconds);
+  s.finish();
+}
+
 // "a.b.c=value" -> sets root[a][b][c], creating tables on the way.
 void apply_override(toml::table& root, const std::string& text) {
   auto eq = text.find('=');
@@ -358,6 +377,24 @@ void TtsSection::validate() const {
     bad("output_sample_rate", "must be between 8000 and 48000");
 }
 
+void TalkSection::validate() const {
+  auto bad = [](const std::string& k, const std::string& why) {
+    throw std::invalid_argument("talk." + k + " " + why);
+  };
+  if (!enabled) return;
+  if (avatar.empty()) bad("avatar", "must name a portrait or avatar directory");
+  if (max_tokens < 1) bad("max_tokens", "must be >= 1");
+  if (!(temperature >= 0 && temperature <= 2)) bad("temperature", "must be between 0 and 2");
+  if (session_ttl_s < 1) bad("session_ttl_s", "must be >= 1");
+  if (max_sessions < 1) bad("max_sessions", "must be >= 1");
+  if (max_history_turns < 1) bad("max_history_turns", "must be >= 1");
+  if (fps < 1 || fps > 60) bad("fps", "must be between 1 and 60");
+  if (video_crf < 0 || video_crf > 51) bad("video_crf", "must be between 0 and 51");
+  if (cache_dir.empty()) bad("cache_dir", "must not be empty");
+  if (cache_max_mb < 1) bad("cache_max_mb", "must be >= 1");
+  if (!(max_audio_seconds > 0)) bad("max_audio_seconds", "must be > 0");
+}
+
 void AppConfig::validate() const {
   try {
     server.validate();
@@ -377,6 +414,7 @@ void AppConfig::validate() const {
     llm.validate();
     asr.validate();
     tts.validate();
+    talk.validate();
   } catch (const std::invalid_argument& e) {
     throw ConfigError(e.what());
   }
@@ -407,7 +445,7 @@ AppConfig load_config(const std::string& path, const std::vector<std::string>& o
   }
   for (const auto& o : overrides) apply_override(root, o);
 
-  static const std::set<std::string> sections{"server", "http", "gateway", "log", "llm", "asr", "tts"};
+  static const std::set<std::string> sections{"server", "http", "gateway", "log", "llm", "asr", "tts", "talk"};
   for (const auto& [k, v] : root) {
     if (!sections.count(std::string(k.str()))) {
       throw ConfigError(std::string(k.str()) + ": unknown section");
@@ -421,6 +459,7 @@ AppConfig load_config(const std::string& path, const std::vector<std::string>& o
   read_llm(root, c.llm);
   read_asr(root, c.asr);
   read_tts(root, c.tts);
+  read_talk(root, c.talk);
   c.validate();
   return c;
 }

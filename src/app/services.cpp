@@ -6,6 +6,9 @@
 #ifdef TALKSERVE_HAVE_SPEECH
 #include "talkserve/speech/speech_service.hpp"
 #endif
+#ifdef TALKSERVE_HAVE_PIPELINE
+#include "talkserve/pipeline/talk_service.hpp"
+#endif
 
 namespace talkserve::app {
 
@@ -27,6 +30,18 @@ std::vector<std::unique_ptr<Service>> make_services(const AppConfig& config,
   if (config.asr.enabled || config.tts.enabled) {
     throw ConfigError("asr.enabled / tts.enabled: this build has no speech module "
                       "(set both to false)");
+  }
+#endif
+#ifdef TALKSERVE_HAVE_PIPELINE
+  // The talk pipeline drives the services above, so it starts after them (in order).
+  if (config.talk.enabled) {
+    std::vector<Service*> others;
+    for (auto& s : out) others.push_back(s.get());
+    out.push_back(pipeline::make_talk_service(config, metrics, std::move(others)));
+  }
+#else
+  if (config.talk.enabled) {
+    throw ConfigError("talk.enabled: this build has no talk pipeline (set talk.enabled = false)");
   }
 #endif
   (void)metrics;

@@ -80,6 +80,26 @@ struct TtsSection {
   void validate() const;
 };
 
+// The whole turn: POST /v1/talk (audio or text in; transcript, reply, speech and lip-synced
+// video out), sessions, the avatar and the clip cache.
+struct TalkSection {
+  bool enabled = true;
+  std::string avatar = "avatar-default/portrait.png";  // image or avatar dir, under server.models_dir
+  std::string voice;                     // "" = tts.default_voice
+  std::string system_prompt;             // prepended to every conversation ("" = none)
+  int max_tokens = 96;                   // reply length
+  double temperature = 0.0;              // 0 = greedy: identical turns give identical clips
+  int session_ttl_s = 1800;
+  int max_sessions = 10000;
+  int max_history_turns = 8;
+  int fps = 25;
+  int video_crf = 26;
+  std::string cache_dir = "cache/clips"; // rendered clips (relative to the working directory)
+  int cache_max_mb = 2048;
+  double max_audio_seconds = 60;         // spoken input longer than this is refused (413)
+  void validate() const;
+};
+
 struct AppConfig {
   ServerConfig server;
   net::HttpConfig http;
@@ -88,6 +108,7 @@ struct AppConfig {
   LlmSection llm;
   AsrSection asr;
   TtsSection tts;
+  TalkSection talk;
   void validate() const;
 };
 

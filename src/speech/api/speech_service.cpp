@@ -40,7 +40,7 @@ net::RouteOptions route(std::string name, std::optional<std::size_t> body_limit 
   return o;
 }
 
-class SpeechService final : public app::Service {
+class SpeechService final : public app::Service, public SpeechStages {
  public:
   SpeechService(const app::AppConfig& config, obs::MetricsRegistry& metrics)
       : asr_cfg_(config.asr), tts_cfg_(config.tts), models_dir_(config.server.models_dir),
@@ -49,6 +49,9 @@ class SpeechService final : public app::Service {
   ~SpeechService() override { stop(); }
 
   std::string name() const override { return "speech"; }
+
+  AsrStage* asr_stage() override { return ready() ? asr_.get() : nullptr; }
+  TtsStage* tts_stage() override { return ready() ? tts_.get() : nullptr; }
 
   void register_routes(net::Router& router) override {
     if (asr_cfg_.enabled) {
@@ -211,6 +214,10 @@ class SpeechService final : public app::Service {
 std::unique_ptr<app::Service> make_speech_service(const app::AppConfig& config,
                                                   obs::MetricsRegistry& metrics) {
   return std::make_unique<SpeechService>(config, metrics);
+}
+
+SpeechStages* speech_stages_of(app::Service& service) {
+  return dynamic_cast<SpeechStages*>(&service);
 }
 
 }  // namespace talkserve::speech
