@@ -32,7 +32,7 @@ namespace {
 namespace fs = std::filesystem;
 
 // Bump when detection or mouth estimation changes, so cached boxes are recomputed.
-constexpr std::string_view kDetectorVersion = "detector-1";
+constexpr std::string_view kDetectorVersion = "detector-3";
 
 constexpr std::array<const char*, 4> kBoxNames = {"face", "mouth", "left_eye", "right_eye"};
 
@@ -179,9 +179,14 @@ bool rig_fits(const AvatarRig& rig, int width, int height) {
 
 }  // namespace
 
+void AvatarLoadOptions::validate() const {
+  if (max_size < 16 || max_size > 8192)
+    throw std::invalid_argument("avatar: max_size must be within 16..8192, got " + std::to_string(max_size));
+}
+
 std::shared_ptr<const Avatar> load_avatar(const std::string& path, const AvatarLoadOptions& given,
                                           AvatarLoadInfo* info) {
-  if (given.max_size < 16) fail("max_size must be at least 16");
+  given.validate();
   AvatarLoadOptions options = given;
   if (options.cascade_dir.empty()) options.cascade_dir = TALKSERVE_OPENCV_CASCADE_DIR;
   const AvatarSource src = resolve_source(path);

@@ -73,12 +73,12 @@ MouthRig build_mouth(const cv::Mat& rgb, const Box& m) {
   auto row = [&](float rel) { return static_cast<int>(std::lround(m.y + rel * m.height)); };
   // The lip line: in the middle of the lips, then at both sides for tilt and curvature (a smile
   // curves it up at the corners). Corner offsets are limited so one bad estimate stays harmless.
-  const float centre = detail::find_lip_row(rgb, col(-0.4f), col(0.4f), row(0.1f), row(0.7f));
-  const int band = std::max(2, static_cast<int>(0.2f * m.height));
-  const float left = detail::find_lip_row(rgb, col(-1.0f), col(-0.45f), static_cast<int>(centre) - band,
-                                          static_cast<int>(centre) + band + 1);
-  const float right = detail::find_lip_row(rgb, col(0.45f), col(1.0f), static_cast<int>(centre) - band,
-                                           static_cast<int>(centre) + band + 1);
+  const int max_gap = std::max(1, static_cast<int>(std::lround(0.28f * m.height)));  // teeth
+  const float centre = detail::find_lip_row(rgb, col(-0.4f), col(0.4f), row(0.1f), row(0.7f), max_gap);
+  const int band = std::max(3, static_cast<int>(0.4f * m.height));
+  const int mid = static_cast<int>(centre);
+  const float left = detail::find_lip_row(rgb, col(-1.0f), col(-0.45f), mid - band, mid + band + 1, max_gap);
+  const float right = detail::find_lip_row(rgb, col(0.45f), col(1.0f), mid - band, mid + band + 1, max_gap);
   const float side_dx = 0.72f * hw;
   const float max_dev = 0.12f * m.height;
   rig.lip_y = centre;
@@ -128,7 +128,8 @@ EyeRig build_eye(const cv::Mat& rgb, const Box& e) {
 
 // --- serialisation: magic, then fields in a fixed order, native little-endian ---------------
 
-constexpr std::string_view kMagic = "talkserve-rig-v1\n";
+// Bump with any change to build_rig() or the layout: cached rigs of other versions are rebuilt.
+constexpr std::string_view kMagic = "talkserve-rig-v3\n";
 
 class Writer {
  public:

@@ -86,47 +86,63 @@ std::pair<Box, Box> proportional_eyes(const Box& face) {
   return {at(0.31), at(0.69)};
 }
 
-float find_lip_row(const cv::Mat& rgb, int x0, int x1, int y0, int y1) {
+float find_lip_row(const cv::Mat& rgb, int x0, int x1, int y0, int y1, int max_gap) {
   x0 = std::clamp(x0, 0, rgb.cols - 1);
   x1 = std::clamp(x1, x0 + 1, rgb.cols);
   y0 = std::clamp(y0, 0, rgb.rows - 1);
   y1 = std::clamp(y1, y0 + 1, rgb.rows);
   const int rows = y1 - y0;
-  // Per row: lip redness (R - G relative to brightness) and darkness. Lips are redder than the
-  // surrounding skin and the line between them is dark, but a smile shows bright teeth there,
-  // so redness is smoothed over the band the lips occupy and darkness only breaks ties.
-  std::vector<double> redness(rows), darkness(rows);
+  // Lip redness per row: R - G relative to brightness, so shadowed lips still count and bright
+  // skin does not; lightly smoothed.
+  std::vector<double> raw(rows), red(rows);
   for (int y = y0; y < y1; ++y) {
     const auto* row = rgb.ptr<cv::Vec3b>(y);
-    double red = 0, dark = 0;
+    double sum = 0;
     for (int x = x0; x < x1; ++x) {
       const double r = row[x][0], g = row[x][1], b = row[x][2];
-      red += (r - g) / (r + g + b + 30.0);
-      dark += 255.0 - (0.299 * r + 0.587 * g + 0.114 * b);
+      sum += (r - g) / (r + g + b + 30.0);
     }
-    redness[y - y0] = red / (x1 - x0);
-    darkness[y - y0] = dark / (x1 - x0) / 255.0;
+    raw[y - y0] = sum / (x1 - x0);
   }
-  const int half = std::max(1, rows / 10);
-  int best = rows / 2;
-  double best_score = -1e9;
-  for (int i = 0; i < rows; ++i) {
-    double red = 0, dark = 0;
-    int n = 0;
-    for (int j = std::max(0, i - half); j <= std::min(rows - 1, i + half); ++j, ++n) {
-      red += redness[j];
-      dark += darkness[j];
+  for (int i = 0; i < rows; ++i)
+    red[i] = (raw[std::max(0, i - 1)] + 2 * raw[i] + raw[std::min(rows - 1, i + 1)]) / 4;
+  std::vector<double> sorted = red;
+  std::nth_element(sorted.begin(), sorted.begin() + rows / 2, sorted.end());
+  const double skin = sorted[rows / 2];
+  const double peak = *std::max_element(red.begin(), red.end());
+  if (peak - skin < 1e-3) return static_cast<float>(y0 + rows / 2);  // no lips to see
+  const double threshold = skin + 0.4 * (peak - skin);
+
+  // Clusters of red rows; the best has the most redness above the skin, discounted towards
+  // the band's edges where nostrils and the chin shadow sit.
+  double best_score = -1;
+  int best_first = rows / 2, best_last = rows / 2;
+  for (int i = 0; i < rows;) {
+    if (red[i] < threshold) {
+      ++i;
+      continue;
     }
-    // A mild prior towards the middle of the band keeps nostrils and the chin shadow, which
-    // sit at its edges, from winning.
-    const double rel = (i - rows / 2.0) / rows;
-    const double score = red / n + 0.15 * dark / n - 0.3 * rel * rel;
+    int first = i, last = i, gap = 0;
+    double mass = 0;
+    for (; i < rows && gap <= max_gap; ++i) {
+      if (red[i] >= threshold) {
+        last = i;
+        gap = 0;
+        mass += red[i] - skin;
+      } else {
+        ++gap;
+      }
+    }
+    i = last + 1;
+    const double rel = ((first + last) / 2.0 - rows / 2.0) / rows;
+    const double score = mass * (1.0 - std::abs(rel));
     if (score > best_score) {
       best_score = score;
-      best = i;
+      best_first = first;
+      best_last = last;
     }
   }
-  return static_cast<float>(y0 + best);
+  return static_cast<float>(y0 + (best_first + best_last) / 2.0);
 }
 
 Box estimate_mouth(const cv::Mat& rgb, const Box& face) {
@@ -137,7 +153,8 @@ Box estimate_mouth(const cv::Mat& rgb, const Box& face) {
   const float lip = find_lip_row(rgb, face.x + round_int(0.35 * face.width),
                                  face.x + round_int(0.65 * face.width),
                                  face.y + round_int(0.66 * face.height),
-                                 face.y + round_int(0.92 * face.height));
+                                 face.y + round_int(0.92 * face.height),
+                                 std::max(1, round_int(0.07 * face.height)));
   Box mouth{face.x + (face.width - width) / 2, round_int(lip - 0.4 * height), width, height};
   // Keep it in the lower half of the face and inside the portrait.
   mouth.y = std::clamp(mouth.y, face.y + face.height / 2, face.y + face.height - height);

@@ -30,9 +30,11 @@ std::pair<Box, Box> proportional_eyes(const Box& face);
 // portrait (CV_8UC3, RGB order).
 Box estimate_mouth(const cv::Mat& rgb, const Box& face);
 
-// Row (absolute y) of the lip line in the band [y0, y1) over columns [x0, x1): the row where
-// darkness plus lip redness, smoothed, peaks. Shared by estimate_mouth() and the rig builder.
-float find_lip_row(const cv::Mat& rgb, int x0, int x1, int y0, int y1);
+// Row (absolute y) of the lip line in the band [y0, y1) over columns [x0, x1): the middle of
+// the strongest cluster of lip-red rows, where red rows separated by at most `max_gap` other
+// rows (teeth in a smile, the dark line between closed lips) count as one cluster. Shared by
+// estimate_mouth() and the rig builder.
+float find_lip_row(const cv::Mat& rgb, int x0, int x1, int y0, int y1, int max_gap);
 
 Box clip_box(const Box& box, int width, int height);
 

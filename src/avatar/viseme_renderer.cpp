@@ -51,7 +51,7 @@ media::RgbFrame compose(const Avatar& avatar, const AvatarRig& rig, const MouthP
 class VisemeRenderer final : public LipSyncRenderer {
  public:
   std::string name() const override { return "viseme"; }
-  std::string version() const override { return "viseme-1"; }
+  std::string version() const override { return "viseme-2"; }  // bump when the output changes (cache keys)
 
   std::vector<media::RgbFrame> render(const Avatar& avatar, const RenderInput& input,
                                       RenderState& state) const override {
@@ -73,8 +73,11 @@ class VisemeRenderer final : public LipSyncRenderer {
     std::vector<speech::PhonemeEvent> events = input.phonemes;
     std::stable_sort(events.begin(), events.end(),
                      [](const auto& a, const auto& b) { return a.start < b.start; });
+    // The audio level drives the mouth when there is no timeline, and scales the opening of
+    // the timeline's shapes when there is one: stressed, loud syllables open wider than
+    // unstressed ones, and a pause in the audio closes the mouth even if the timeline runs on.
     std::vector<float> levels;
-    if (events.empty()) {
+    {
       const std::vector<float> rms =
           frame_rms(input.audio, input.sample_rate, input.fps, frames, first_frame);
       // Normalise against the loudest frame so far (decaying over ~8 s), so quiet and loud
@@ -94,8 +97,11 @@ class VisemeRenderer final : public LipSyncRenderer {
       const double t = (n + first_frame) * dt;
       MouthPose target;
       if (!events.empty()) {
-        target = timeline_pose(events, t);
-        state.last_viseme = static_cast<int>(viseme_at(events, t));
+        const float level = levels[static_cast<std::size_t>(n)];
+        target = level > 0.0f ? timeline_pose(events, t) : MouthPose{};
+        target.open *= 0.3f + 0.7f * level;
+        target.teeth *= 0.3f + 0.7f * level;
+        state.last_viseme = static_cast<int>(level > 0.0f ? viseme_at(events, t) : speech::Viseme::rest);
       } else {
         const float level = levels[static_cast<std::size_t>(n)];
         target = audio_pose(level);

@@ -468,6 +468,9 @@ class TalkService final : public app::Service {
     o.name = "/v1/talk";
     o.body_limit = 16u << 20;
     router.add(http::verb::post, "/v1/talk", [this](net::HttpExchange& ex) { return talk(ex); }, o);
+    net::RouteOptions a;
+    a.name = "/v1/avatar";
+    router.add(http::verb::get, "/v1/avatar", [this](net::HttpExchange& ex) { return describe_avatar(ex); }, a);
     cache::register_clip_routes(router, *stages_.cache);
   }
 
@@ -577,6 +580,30 @@ class TalkService final : public app::Service {
     Outcome outcome = co_await net::await_callback<Outcome>(std::move(start));
     if (outcome.error) co_return co_await ex.respond(net::error_response(*outcome.error, version));
     co_await ex.respond(net::make_json(http::status::ok, outcome.answer.dump(), version));
+  }
+
+  // The avatar turns are rendered with: its size and the regions the renderer animates.
+  asio::awaitable<void> describe_avatar(net::HttpExchange& ex) {
+    const unsigned version = ex.request().version();
+    if (!ready()) {
+      co_return co_await ex.respond(net::error_response(
+          ApiError(503, "the talk pipeline is not ready", {}, "model_loading"), version));
+    }
+    const auto& av = *stages_.avatar;
+    auto box = [](const avatar::Box& b) {
+      return json{{"x", b.x}, {"y", b.y}, {"width", b.width}, {"height", b.height}};
+    };
+    json body{{"id", av.id},
+              {"fingerprint", av.fingerprint},
+              {"width", av.portrait.width},
+              {"height", av.portrait.height},
+              {"face", box(av.face)},
+              {"mouth", box(av.mouth)},
+              {"left_eye", box(av.left_eye)},
+              {"right_eye", box(av.right_eye)},
+              {"renderer", stages_.renderer->name() + " " + stages_.renderer->version()},
+              {"fps", stages_.cfg.fps}};
+    co_await ex.respond(net::make_json(http::status::ok, body.dump(), version));
   }
 
   std::string models_dir_;

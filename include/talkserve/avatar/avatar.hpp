@@ -42,6 +42,7 @@ struct AvatarLoadOptions {
   std::string cascade_dir;   // Haar cascade XML files; "" = where the build found opencv-data
   std::string cache_dir;    // "" = no on-disk cache of precomputed data
   int max_size = 512;       // the portrait is scaled down so its longer side is at most this
+  void validate() const;    // throws std::invalid_argument naming the field
 };
 
 // What load_avatar() did, for logs and tests.

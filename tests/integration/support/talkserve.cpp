@@ -99,6 +99,7 @@ Talkserve::Talkserve(std::vector<std::string> args) : Talkserve([&] {
 
 Talkserve::Talkserve(Options options) {
   auto args = base_args();
+  args.insert(args.end(), {"--set", "talk.cache_dir=\"" + cache_dir_.path().string() + "\""});
   args.insert(args.end(), options.args.begin(), options.args.end());
   process_ = std::make_unique<ServerProcess>(talkserve_binary(), args, options.env);
   process_->wait_listening(options.startup_timeout);

@@ -55,6 +55,7 @@ class Talkserve {
   explicit Talkserve(std::vector<std::string> args);
 
   ServerProcess& process() { return *process_; }
+  const std::filesystem::path& cache_dir() const { return cache_dir_.path(); }
   const std::string& host() const { return process_->host(); }
   std::uint16_t port() const { return process_->port(); }
   // A client with the given per-operation timeout.
@@ -64,6 +65,8 @@ class Talkserve {
   std::string diagnostics() const { return process_->diagnostics(); }
 
  private:
+  // Each server gets its own clip cache (the cache locks its directory).
+  TempDir cache_dir_;
   std::unique_ptr<ServerProcess> process_;
 };
 

@@ -180,6 +180,17 @@ TEST_CASE("missing, garbage and faceless images are clear errors", "[avatar][loa
   }
 }
 
+TEST_CASE("bad load options are rejected up front", "[avatar][loader]") {
+  AvatarLoadOptions options;
+  options.max_size = 4;
+  CHECK_THROWS_AS(options.validate(), std::invalid_argument);
+  CHECK_THROWS_AS(load_avatar(avatar_test::grace_hopper_path(), options), std::invalid_argument);
+  options.max_size = 512;
+  options.cascade_dir = "/nonexistent/cascades";
+  CHECK_THAT(message_of([&] { load_avatar(avatar_test::grace_hopper_path(), options); }),
+             Catch::Contains("/nonexistent/cascades/haarcascade_frontalface_default.xml"));
+}
+
 TEST_CASE("the cache round trip gives the same avatar without detection", "[avatar][loader][cache]") {
   TempDir cache;
   AvatarLoadOptions options;
@@ -213,7 +224,7 @@ TEST_CASE("the cache round trip gives the same avatar without detection", "[avat
   CHECK(b->fingerprint == avatar_test::eileen_collins()->fingerprint);  // same as without a cache
 
   SECTION("a corrupt rig file is ignored and rewritten") {
-    write_file(rig_file, "talkserve-rig-v1\ngarbage");
+    write_file(rig_file, "talkserve-rig-v3\ngarbage");
     AvatarLoadInfo third;
     const auto c = load_avatar(avatar_test::eileen_collins_path(), options, &third);
     CHECK(third.detection_cached);

@@ -37,6 +37,16 @@ std::vector<float> syllable_audio(double silence_before, double voiced, double s
   return audio;
 }
 
+// A steady 300 Hz tone: constant loudness, so a phoneme timeline alone shapes the mouth (the
+// renderer scales the timeline's opening by the audio level and closes it in silence).
+std::vector<float> steady_voice(double seconds) {
+  std::vector<float> audio(static_cast<std::size_t>(seconds * kRate));
+  for (std::size_t i = 0; i < audio.size(); ++i) {
+    audio[i] = static_cast<float>(0.5 * std::sin(2 * M_PI * 300 * static_cast<double>(i) / kRate));
+  }
+  return audio;
+}
+
 // Every pixel outside `regions` equals the portrait.
 bool outside_regions_unchanged(const media::RgbFrame& frame, const Avatar& a, const std::vector<Box>& regions) {
   if (frame.width != a.portrait.width || frame.height != a.portrait.height) return false;
@@ -179,7 +189,7 @@ TEST_CASE("phoneme timeline: aa opens the mouth far more than mbp or rest", "[av
     const Viseme cycle[] = {Viseme::aa, Viseme::mbp, Viseme::rest};
     for (int k = 0; k < 9; ++k) events.push_back({"x", 0.32 * k, 0.32, cycle[k % 3]});
     RenderState state;
-    const std::vector<float> audio = syllable_audio(0, 2.88, 0);
+    const std::vector<float> audio = steady_voice(2.88);
     RenderInput in = input_for(audio);
     in.phonemes = events;
     const auto frames = renderer->render(*a, in, state);
@@ -221,7 +231,7 @@ TEST_CASE("idle blinks within 6 s and keeps the mouth at rest", "[avatar][render
 
   SECTION("after speech, idle relaxes the mouth smoothly back to the portrait") {
     RenderState s;
-    std::vector<float> audio(12000, 0.0f);
+    const std::vector<float> audio = steady_voice(0.5);
     RenderInput in = input_for(audio);
     in.phonemes = {{"a", 0.0, 0.5, Viseme::aa}};
     const auto speech = renderer->render(*a, in, s);
