@@ -344,7 +344,8 @@ class Turn : public std::enable_shared_from_this<Turn> {
                                        .param("crf", s_.cfg.video_crf)
                                        .param("rate", kOutputRate)
                                        .finish();
-      bool cached = s_.cache->contains(video_id);
+      // get() verifies the stored clip (a damaged one is dropped and rendered again).
+      bool cached = s_.cache->get(video_id).has_value();
       if (!cached) {
         input.audio = audio;
         input.sample_rate = kOutputRate;

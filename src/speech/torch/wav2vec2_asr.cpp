@@ -119,13 +119,12 @@ std::vector<CtcLogits> Wav2Vec2Asr::logits_batch(const std::vector<std::span<con
     std::vector<std::int64_t> frames;
     torch::Tensor logits = detail::wav2vec2_forward(impl_->weights, impl_->config, impl_->device, clips, frames);
     const auto V = static_cast<std::size_t>(impl_->config.vocab_size);
-    const auto T = static_cast<std::size_t>(logits.size(1));
-    const float* src = logits.data_ptr<float>();
-    for (std::size_t b = 0; b < clips.size(); ++b) {
+    const float* row = logits.data_ptr<float>();
+    for (std::size_t b = 0; b < clips.size(); ++b) {  // packed: clip after clip, no padding
       out[b].frames = static_cast<std::size_t>(frames[b]);
       out[b].vocab = V;
-      const float* row = src + b * T * V;
       out[b].values.assign(row, row + out[b].frames * V);
+      row += out[b].frames * V;
     }
   } catch (const c10::Error& e) {
     throw AsrError(std::string("wav2vec2 ") + impl_->options.path + ": inference failed: " + e.what_without_backtrace());

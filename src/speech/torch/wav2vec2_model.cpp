@@ -11,7 +11,6 @@ namespace {
 
 constexpr double kConvNormEps = 1e-5;       // nn.GroupNorm / nn.LayerNorm defaults in the conv stack
 constexpr double kInputNormEps = 1e-7;      // Wav2Vec2FeatureExtractor zero_mean_unit_var_norm
-constexpr float kMaskedScore = -1e9f;       // additive attention bias of padded keys
 
 std::string shape_string(const std::vector<std::int64_t>& shape) {
   std::string s = "[";
@@ -148,21 +147,90 @@ Wav2Vec2Weights load_wav2vec2_weights(const std::string& path, const Wav2Vec2Con
 
 namespace {
 
+// Zero mean, unit variance over the clip's samples (Wav2Vec2FeatureExtractor).
+torch::Tensor normalized_audio(std::span<const float> clip) {
+  torch::Tensor audio = torch::empty({static_cast<std::int64_t>(clip.size())});
+  double sum = 0, sum2 = 0;
+  for (float v : clip) sum += v;
+  const double mean = sum / static_cast<double>(clip.size());
+  for (float v : clip) sum2 += (v - mean) * (v - mean);
+  const double scale = 1.0 / std::sqrt(sum2 / static_cast<double>(clip.size()) + kInputNormEps);
+  float* dst = audio.data_ptr<float>();
+  for (std::size_t i = 0; i < clip.size(); ++i) dst[i] = static_cast<float>((clip[i] - mean) * scale);
+  return audio;
+}
+
+// The first conv layer (one input channel) of one clip as a frames x kernel GEMM: libtorch's
+// conv1d is ~10x slower here. With "group" norm, GroupNorm(C, C) normalises each output channel
+// over time; since a channel is a linear function of the input frame, its mean and variance
+// follow from the frames' mean and covariance (k x k, in double), so the norm folds into the
+// GEMM's weight and bias and the layer's big output ([C, samples / 5]) is written once, not
+// re-read twice by a separate norm.
+torch::Tensor first_conv_layer(const Wav2Vec2ConvLayer& layer, const Wav2Vec2Config& c, const torch::Tensor& audio) {
+  const std::int64_t k = c.conv_kernel[0];
+  const std::int64_t C = layer.weight.size(0);
+  torch::Tensor frames = audio.unfold(0, k, layer.stride).contiguous();  // [T0, k]
+  torch::Tensor weight = layer.weight.view({C, k});
+  torch::Tensor bias = layer.bias.defined() ? layer.bias : torch::zeros({C}, weight.options());
+  if (c.feat_extract_norm == "group") {
+    torch::Tensor f = frames.to(torch::kFloat64);
+    torch::Tensor mu = f.mean(0);                                               // [k]
+    torch::Tensor centered = f - mu;
+    torch::Tensor cov = torch::matmul(centered.t(), centered) / static_cast<double>(f.size(0));  // [k, k]
+    torch::Tensor w64 = weight.to(torch::kFloat64);
+    torch::Tensor var = (torch::matmul(w64, cov) * w64).sum(1);                 // [C]
+    torch::Tensor gain = torch::rsqrt(var + kConvNormEps) * layer.norm_weight.to(torch::kFloat64);
+    // (W f + b - (W mu + b)) * gain + beta
+    torch::Tensor folded_bias = layer.norm_bias.to(torch::kFloat64) - gain * torch::matmul(w64, mu);
+    weight = (w64 * gain.unsqueeze(1)).to(torch::kFloat32);
+    bias = folded_bias.to(torch::kFloat32);
+  }
+  torch::Tensor x = torch::addmm(bias.unsqueeze(1), weight, frames.t());  // [C, T0]
+  if (c.feat_extract_norm == "layer") {
+    x = torch::layer_norm(x.t(), {C}, layer.norm_weight, layer.norm_bias, kConvNormEps).t();
+  }
+  return torch::gelu_(x);
+}
+
+// The convolutional feature encoder of one clip: [frames, conv_dim.back()]. Run per clip: its
+// cost is linear in the clip's length, so batching gains nothing here, while a padded batch
+// would compute on the padding and hold [B, 512, samples / 5] intermediates (hundreds of MB).
+torch::Tensor feature_encoder(const Wav2Vec2Weights& w, const Wav2Vec2Config& c, const torch::Tensor& audio) {
+  torch::Tensor x = first_conv_layer(w.conv[0], c, audio).unsqueeze(0);  // [1, C, T0]
+  for (std::size_t i = 1; i < w.conv.size(); ++i) {
+    const auto& layer = w.conv[i];
+    x = torch::conv1d(x, layer.weight, layer.bias, {layer.stride});
+    if (c.feat_extract_norm == "layer") {
+      x = torch::layer_norm(x.transpose(1, 2), {x.size(1)}, layer.norm_weight, layer.norm_bias, kConvNormEps)
+              .transpose(1, 2);
+    }
+    torch::gelu_(x);
+  }
+  return x.squeeze(0).t();  // [T, C]
+}
+
+// Self-attention over the packed frames of all clips ([N, H], clip b at rows offsets[b] ..
+// offsets[b] + frames[b]). Projections run on all frames at once; scores only within a clip,
+// so no clip sees another's frames and no padding or mask is needed.
 torch::Tensor self_attention(const torch::Tensor& h, const Wav2Vec2EncoderLayer& layer, int heads,
-                             const torch::Tensor& key_bias) {
-  const std::int64_t B = h.size(0), T = h.size(1), H = h.size(2), d = H / heads;
-  torch::Tensor qkv = torch::linear(h, layer.qkv_weight, layer.qkv_bias)
-                          .view({B, T, 3, heads, d})
-                          .permute({2, 0, 3, 1, 4});  // [3, B, heads, T, d]
-  torch::Tensor q = qkv[0] * (1.0 / std::sqrt(static_cast<double>(d)));
-  torch::Tensor scores = torch::matmul(q, qkv[1].transpose(-2, -1)) + key_bias;  // [B, heads, T, T]
-  torch::Tensor ctx = torch::matmul(torch::softmax(scores, -1), qkv[2]);
-  return torch::linear(ctx.transpose(1, 2).reshape({B, T, H}), layer.out_weight, layer.out_bias);
+                             const std::vector<std::int64_t>& offsets, const std::vector<std::int64_t>& frames) {
+  const std::int64_t N = h.size(0), H = h.size(1), d = H / heads;
+  torch::Tensor qkv = torch::linear(h, layer.qkv_weight, layer.qkv_bias);  // [N, 3H]
+  qkv.narrow(1, 0, H).mul_(1.0 / std::sqrt(static_cast<double>(d)));
+  torch::Tensor ctx = torch::empty({N, H}, h.options());
+  for (std::size_t b = 0; b < frames.size(); ++b) {
+    const std::int64_t T = frames[b];
+    if (T == 0) continue;
+    torch::Tensor clip = qkv.narrow(0, offsets[b], T).view({T, 3, heads, d}).permute({1, 2, 0, 3});  // [3, heads, T, d]
+    torch::Tensor probs = torch::softmax(torch::bmm(clip[0], clip[1].transpose(1, 2)), -1);       // [heads, T, T]
+    ctx.narrow(0, offsets[b], T).view({T, heads, d}).copy_(torch::bmm(probs, clip[2]).transpose(0, 1));
+  }
+  return torch::linear(ctx, layer.out_weight, layer.out_bias);
 }
 
 torch::Tensor feed_forward(const torch::Tensor& h, const Wav2Vec2EncoderLayer& layer) {
-  return torch::linear(torch::gelu(torch::linear(h, layer.ff_in_weight, layer.ff_in_bias)),
-                       layer.ff_out_weight, layer.ff_out_bias);
+  torch::Tensor x = torch::linear(h, layer.ff_in_weight, layer.ff_in_bias);
+  return torch::linear(torch::gelu_(x), layer.ff_out_weight, layer.ff_out_bias);
 }
 
 }  // namespace
@@ -170,95 +238,49 @@ torch::Tensor feed_forward(const torch::Tensor& h, const Wav2Vec2EncoderLayer& l
 torch::Tensor wav2vec2_forward(const Wav2Vec2Weights& w, const Wav2Vec2Config& c, const torch::Device& device,
                                const std::vector<std::span<const float>>& clips,
                                std::vector<std::int64_t>& frames) {
-  const auto B = static_cast<std::int64_t>(clips.size());
-  std::size_t max_len = 0;
-  for (const auto& clip : clips) max_len = std::max(max_len, clip.size());
   frames.assign(clips.size(), 0);
+  std::vector<std::int64_t> offsets(clips.size(), 0);
+  std::int64_t N = 0;
   for (std::size_t b = 0; b < clips.size(); ++b) {
     frames[b] = static_cast<std::int64_t>(conv_output_length(c, clips[b].size()));
+    offsets[b] = N;
+    N += frames[b];
   }
-  const auto T = static_cast<std::int64_t>(conv_output_length(c, max_len));
-  if (B == 0 || T == 0) return torch::zeros({B, 0, c.vocab_size});
+  if (N == 0) return torch::zeros({0, c.vocab_size});
 
-  // Zero mean, unit variance per clip over its own samples; padding stays 0.
-  torch::Tensor audio = torch::zeros({B, 1, static_cast<std::int64_t>(max_len)});
-  float* dst = audio.data_ptr<float>();
+  std::vector<torch::Tensor> features;
   for (std::size_t b = 0; b < clips.size(); ++b) {
-    const auto& clip = clips[b];
-    if (clip.empty()) continue;
-    double sum = 0, sum2 = 0;
-    for (float v : clip) sum += v;
-    const double mean = sum / static_cast<double>(clip.size());
-    for (float v : clip) sum2 += (v - mean) * (v - mean);
-    const double scale = 1.0 / std::sqrt(sum2 / static_cast<double>(clip.size()) + kInputNormEps);
-    float* row = dst + b * max_len;
-    for (std::size_t i = 0; i < clip.size(); ++i) row[i] = static_cast<float>((clip[i] - mean) * scale);
+    if (frames[b] > 0) features.push_back(feature_encoder(w, c, normalized_audio(clips[b]).to(device)));
   }
-  torch::Tensor x = audio.to(device);
-
-  // Feature encoder. A valid frame of layer i only reads valid frames of layer i - 1, so the
-  // padding matters only where statistics are taken over time: the first layer's GroupNorm.
-  std::vector<std::int64_t> len(clips.size());
-  for (std::size_t b = 0; b < clips.size(); ++b) len[b] = static_cast<std::int64_t>(clips[b].size());
-  for (std::size_t i = 0; i < w.conv.size(); ++i) {
-    const auto& layer = w.conv[i];
-    const std::int64_t k = c.conv_kernel[i];
-    if (x.size(1) == 1) {
-      // One input channel (the waveform): libtorch's conv1d is ~10x slower here than the
-      // equivalent frames x kernel matmul.
-      torch::Tensor frames_k = x.squeeze(1).unfold(1, k, layer.stride);  // [B, T0, k]
-      x = torch::matmul(frames_k, layer.weight.view({layer.weight.size(0), k}).t());  // [B, T0, C]
-      if (layer.bias.defined()) x = x + layer.bias;
-      x = x.transpose(1, 2);
-    } else {
-      x = torch::conv1d(x, layer.weight, layer.bias, {layer.stride});
-    }
-    for (auto& n : len) n = n >= k ? (n - k) / layer.stride + 1 : 0;
-    const std::int64_t C = x.size(1);
-    if (c.feat_extract_norm == "group" && i == 0) {
-      // GroupNorm(C groups, C channels) = per-channel normalisation over time; masked here.
-      torch::Tensor n = torch::tensor(len, torch::dtype(torch::kInt64)).to(device);
-      torch::Tensor mask = (torch::arange(x.size(2), n.options()).unsqueeze(0) < n.unsqueeze(1))
-                               .to(torch::kFloat32)
-                               .unsqueeze(1);  // [B, 1, T0]
-      torch::Tensor count = n.clamp_min(1).to(torch::kFloat32).view({B, 1, 1});
-      torch::Tensor mean = (x * mask).sum(2, true) / count;
-      torch::Tensor var = ((x - mean) * mask).pow(2).sum(2, true) / count;
-      x = (x - mean) * torch::rsqrt(var + kConvNormEps) * layer.norm_weight.view({1, C, 1}) +
-          layer.norm_bias.view({1, C, 1});
-    } else if (c.feat_extract_norm == "layer") {
-      x = torch::layer_norm(x.transpose(1, 2), {C}, layer.norm_weight, layer.norm_bias, kConvNormEps)
-              .transpose(1, 2);
-    }
-    x = torch::gelu(x);
-  }
-
-  torch::Tensor h = x.transpose(1, 2);  // [B, T, C]
+  torch::Tensor h = features.size() == 1 ? features[0] : torch::cat(features, 0);  // [N, C], clips packed
+  features.clear();
   if (w.proj_ln_weight.defined()) {
-    h = torch::layer_norm(h, {h.size(2)}, w.proj_ln_weight, w.proj_ln_bias, c.layer_norm_eps);
+    h = torch::layer_norm(h, {h.size(1)}, w.proj_ln_weight, w.proj_ln_bias, c.layer_norm_eps);
   }
-  h = torch::linear(h, w.proj_weight, w.proj_bias);
-  const std::int64_t H = h.size(2);
+  h = torch::linear(h, w.proj_weight, w.proj_bias);  // [N, H]
+  const std::int64_t H = h.size(1);
 
-  torch::Tensor n = torch::tensor(frames, torch::dtype(torch::kInt64)).to(device);
-  torch::Tensor valid = (torch::arange(T, n.options()).unsqueeze(0) < n.unsqueeze(1)).to(torch::kFloat32);
-  h = h * valid.unsqueeze(-1);  // padded frames are zeros, as beyond the end of a lone clip
-  torch::Tensor pos = torch::conv1d(h.transpose(1, 2), w.pos_conv_weight, w.pos_conv_bias, {1},
-                                    {c.num_conv_pos_embeddings / 2}, {1}, c.num_conv_pos_embedding_groups);
-  pos = torch::gelu(pos.narrow(2, 0, T)).transpose(1, 2);  // even kernel: drop the extra last frame
-  h = h + pos;
+  // Positional conv per clip, zero-padded at the clip's own ends as when it runs alone.
+  const std::int64_t pad = c.num_conv_pos_embeddings / 2;
+  for (std::size_t b = 0; b < clips.size(); ++b) {
+    const std::int64_t T = frames[b];
+    if (T == 0) continue;
+    torch::Tensor clip = h.narrow(0, offsets[b], T);
+    torch::Tensor pos = torch::conv1d(clip.t().unsqueeze(0), w.pos_conv_weight, w.pos_conv_bias, {1}, {pad}, {1},
+                                      c.num_conv_pos_embedding_groups);
+    clip.add_(torch::gelu_(pos).squeeze(0).narrow(1, 0, T).t());  // even kernel: drop the extra last frame
+  }
   if (!c.do_stable_layer_norm) h = torch::layer_norm(h, {H}, w.enc_ln_weight, w.enc_ln_bias, c.layer_norm_eps);
 
-  torch::Tensor key_bias = ((1.0f - valid) * kMaskedScore).view({B, 1, 1, T});
   for (const auto& layer : w.layers) {
     if (c.do_stable_layer_norm) {
       h = h + self_attention(torch::layer_norm(h, {H}, layer.ln_weight, layer.ln_bias, c.layer_norm_eps), layer,
-                             c.num_attention_heads, key_bias);
+                             c.num_attention_heads, offsets, frames);
       h = h + feed_forward(torch::layer_norm(h, {H}, layer.final_ln_weight, layer.final_ln_bias, c.layer_norm_eps),
                            layer);
     } else {
-      h = torch::layer_norm(h + self_attention(h, layer, c.num_attention_heads, key_bias), {H}, layer.ln_weight,
-                            layer.ln_bias, c.layer_norm_eps);
+      h = torch::layer_norm(h + self_attention(h, layer, c.num_attention_heads, offsets, frames), {H},
+                            layer.ln_weight, layer.ln_bias, c.layer_norm_eps);
       h = torch::layer_norm(h + feed_forward(h, layer), {H}, layer.final_ln_weight, layer.final_ln_bias,
                             c.layer_norm_eps);
     }

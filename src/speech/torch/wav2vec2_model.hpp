@@ -1,6 +1,5 @@
 #pragma once
-// The wav2vec2 network: weights loaded from model.safetensors and a masked batched forward
-// pass. Internal to talkserve_speech_torch (torch headers).
+// The wav2vec2 network: weights loaded from model.safetensors and a batched forward pass. Internal to talkserve_speech_torch (torch headers).
 
 #include <torch/torch.h>
 
@@ -41,8 +40,11 @@ struct Wav2Vec2Weights {
 Wav2Vec2Weights load_wav2vec2_weights(const std::string& safetensors_path, const Wav2Vec2Config& config,
                                       const torch::Device& device);
 
-// Logits [batch, max_frames, vocab] (float32, CPU) of clips normalised and zero-padded here;
-// frames[i] is the number of valid frames of clip i. Run under inference mode by the caller.
+// CTC logits of a batch of clips, packed without padding: [sum of frames, vocab] (float32, CPU),
+// clip i's frames[i] rows after those of clips 0 .. i-1. The conv feature encoder and the
+// positional conv run per clip; the transformer's per-frame GEMMs run on all clips' frames at
+// once and attention within each clip, so a clip's logits do not depend on its batch-mates.
+// Run under inference mode by the caller.
 torch::Tensor wav2vec2_forward(const Wav2Vec2Weights& w, const Wav2Vec2Config& config,
                                const torch::Device& device,
                                const std::vector<std::span<const float>>& clips,

@@ -15,7 +15,7 @@ using Catch::StartsWith;
 
 TEST_CASE("config errors: an unknown section names it", "[app][config][errors]") {
   CHECK_THAT(config_error("[htpp]\nport = 8080\n"), StartsWith("htpp: unknown section"));
-  CHECK_THAT(config_error("[asr]\n"), StartsWith("asr: unknown section"));
+  CHECK_THAT(config_error("[avatars]\n"), StartsWith("avatars: unknown section"));
   // A top-level key outside any section is not a section either.
   CHECK_THAT(config_error("port = 8080\n"), StartsWith("port: unknown section"));
 }

@@ -5,6 +5,8 @@
 using namespace talkserve::net;
 
 namespace {
+using namespace std::string_literals;
+// A std::string literal ("..."s): the file part holds a NUL byte.
 const std::string kBody =
     "preamble\r\n"
     "--XyZ\r\n"
@@ -17,7 +19,7 @@ const std::string kBody =
     "\r\n"
     "RIFF\r\n--not-a-boundary\0bin"
     "\r\n"
-    "--XyZ--\r\n";
+    "--XyZ--\r\n"s;
 }  // namespace
 
 TEST_CASE("form_data_boundary reads the boundary and ignores other types") {
@@ -29,8 +31,7 @@ TEST_CASE("form_data_boundary reads the boundary and ignores other types") {
 }
 
 TEST_CASE("parse_form_data splits fields and files, keeping binary data intact") {
-  const std::string body(kBody.data(), kBody.size());
-  auto parts = parse_form_data(body, "XyZ");
+  auto parts = parse_form_data(kBody, "XyZ");
   REQUIRE(parts.size() == 2);
   CHECK(parts[0].name == "model");
   CHECK_FALSE(parts[0].filename.has_value());
@@ -38,7 +39,7 @@ TEST_CASE("parse_form_data splits fields and files, keeping binary data intact")
   CHECK(parts[1].name == "file");
   CHECK(parts[1].filename == "a \"b\".wav");
   CHECK(parts[1].content_type == "audio/wav");
-  CHECK(parts[1].data == std::string_view("RIFF\r\n--not-a-boundary\0bin", 27));
+  CHECK(parts[1].data == "RIFF\r\n--not-a-boundary\0bin"s);
 }
 
 TEST_CASE("malformed multipart bodies are errors, not crashes") {
