@@ -7,6 +7,7 @@
 #include <regex>
 #include <set>
 
+#include "support/checks.hpp"
 #include "support/talkserve.hpp"
 
 using namespace talkserve::itest;
@@ -44,21 +45,6 @@ json post_ok(const HttpClient& client, const std::string& target, const json& bo
   INFO("POST " << target << " " << body.dump() << "\n-> " << res.status << " " << res.body);
   REQUIRE(res.status == 200);
   return res.json();
-}
-
-void check_error(const HttpResponse& res, unsigned status, const std::string& type = {},
-                 const std::string& message_mentions = {}) {
-  INFO("status " << res.status << " body: " << res.body);
-  CHECK(res.status == status);
-  json j;
-  REQUIRE_NOTHROW(j = res.json());
-  REQUIRE(j.contains("error"));
-  CHECK(j["error"]["message"].is_string());
-  CHECK(j["error"]["type"].is_string());
-  CHECK(j["error"].contains("code"));
-  if (!type.empty()) CHECK(j["error"]["type"] == type);
-  if (!message_mentions.empty())
-    CHECK_THAT(j["error"]["message"].get<std::string>(), Catch::Contains(message_mentions));
 }
 
 struct ParsedStream {
