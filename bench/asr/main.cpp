@@ -45,7 +45,7 @@ struct Args {
   std::string wav2vec2_dir;
   bool vad = true;
   int w2v_workers = 1;  // wav2vec2 executor workers
-  int w2v_threads = 0;  // wav2vec2 intra-op threads (0 = torch's default: all cores)
+  int w2v_threads = 0;  // wav2vec2 intra-op threads (0 = torch's default, 1 with Debian's libtorch)
   std::string speech_dir = TALKSERVE_BENCH_SPEECH_DIR;
   std::string models_dir = TALKSERVE_BENCH_MODELS_DIR;
 };

@@ -50,7 +50,7 @@ struct AsrSection {
   std::string pocketsphinx_dict = "/usr/share/pocketsphinx/model/en-us/cmudict-en-us.dict";
   std::string wav2vec2_model = "wav2vec2-base-960h";  // directory, relative to server.models_dir
   std::string device = "cpu";
-  int threads = 0;                        // wav2vec2 intra-op threads; 0 = all cores
+  int threads = 0;                        // wav2vec2 torch intra-op threads; 0 = leave the default
   bool vad = true;                        // Silero VAD trims silence and segments uploads
   std::string vad_model = "silero_vad/silero_vad.jit";
   double vad_threshold = 0.5;

@@ -6,11 +6,12 @@
 // computed in float32). Both encoder variants load: feat_extract_norm "group" with the
 // post-LN encoder (wav2vec2-base-960h) and "layer" with do_stable_layer_norm (large-lv60).
 //
-// Batching: clips of different lengths are zero-padded and masked so that each clip's text and
-// logits equal those of the clip run alone (the first conv layer's GroupNorm takes its
-// statistics over the valid frames only; padded frames are zeroed before the positional conv
-// and masked as attention keys). This deliberately differs from HF for "group" models, which
-// there are run without an attention mask and see the padding.
+// Batching: clips are not padded. The convolutional feature encoder and the positional conv run
+// per clip (their cost is linear in the length; padded intermediates of the first layer would be
+// hundreds of MB), the transformer's per-frame layers run on all clips' frames packed into one
+// matrix, and attention runs within each clip, so each clip's text and logits equal those of
+// the clip run alone. (HF runs "group" models without an attention mask, so padding changes
+// their output there.)
 //
 // Thread-safety: the loaded model is immutable; transcribe_batch() and logits_batch() may run
 // on several threads at once. They share torch's intra-op thread pool, which is process-wide.
