@@ -1,5 +1,7 @@
 #include "talkserve/net/multipart.hpp"
 
+#include "talkserve/net/api_error.hpp"
+
 #include <algorithm>
 #include <cctype>
 
@@ -124,6 +126,21 @@ std::vector<FormPart> parse_form_data(std::string_view body, std::string_view bo
     if (!have_disposition) throw MultipartError("multipart part has no Content-Disposition");
     parts.push_back(std::move(part));
     pos = part_end + 2;  // at the delimiter
+  }
+}
+
+std::optional<std::vector<FormPart>> form_data_of(const Request& req) {
+  std::optional<std::string> boundary;
+  try {
+    boundary = form_data_boundary(req[http::field::content_type]);
+  } catch (const MultipartError& e) {
+    throw ApiError(400, e.what());
+  }
+  if (!boundary) return std::nullopt;
+  try {
+    return parse_form_data(req.body(), *boundary);
+  } catch (const MultipartError& e) {
+    throw ApiError(400, std::string("malformed multipart body: ") + e.what());
   }
 }
 

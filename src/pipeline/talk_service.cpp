@@ -72,21 +72,8 @@ struct TurnRequest {
 
 TurnRequest parse_turn(const net::Request& req) {
   TurnRequest out;
-  const auto ct = req[http::field::content_type];
-  std::optional<std::string> boundary;
-  try {
-    boundary = net::form_data_boundary(ct);
-  } catch (const net::MultipartError& e) {
-    throw ApiError(400, e.what());
-  }
-  if (boundary) {
-    std::vector<net::FormPart> parts;
-    try {
-      parts = net::parse_form_data(req.body(), *boundary);
-    } catch (const net::MultipartError& e) {
-      throw ApiError(400, std::string("malformed multipart body: ") + e.what());
-    }
-    for (const auto& p : parts) {
+  if (auto parts = net::form_data_of(req)) {
+    for (const auto& p : *parts) {
       if (p.name == "file") out.audio = std::string(p.data);
       else if (p.name == "text") out.text = std::string(p.data);
       else if (p.name == "session_id") out.session_id = std::string(p.data);

@@ -10,6 +10,8 @@
 #include <string_view>
 #include <vector>
 
+#include "talkserve/net/exchange.hpp"
+
 namespace talkserve::net {
 
 struct FormPart {
@@ -33,5 +35,9 @@ std::optional<std::string> form_data_boundary(std::string_view content_type);
 // without headers or without a Content-Disposition name, or more than `max_parts` parts.
 std::vector<FormPart> parse_form_data(std::string_view body, std::string_view boundary,
                                       std::size_t max_parts = 64);
+
+// The parts of a request whose body is multipart/form-data (views into req.body()), or
+// nullopt for any other Content-Type. Throws ApiError(400) for a bad boundary or body.
+std::optional<std::vector<FormPart>> form_data_of(const Request& req);
 
 }  // namespace talkserve::net

@@ -37,22 +37,12 @@ struct TranscriptionRequest {
 };
 
 TranscriptionRequest parse(const net::Request& req, const AsrBackend& backend) {
-  const auto ct = req[http::field::content_type];
-  std::optional<std::string> boundary;
-  try {
-    boundary = net::form_data_boundary(ct);
-  } catch (const net::MultipartError& e) {
-    throw ApiError(400, e.what());
+  auto form = net::form_data_of(req);
+  if (!form) {
+    throw ApiError(400, "Content-Type must be multipart/form-data (got '" +
+                            std::string(req[http::field::content_type]) + "')");
   }
-  if (!boundary) {
-    throw ApiError(400, "Content-Type must be multipart/form-data (got '" + std::string(ct) + "')");
-  }
-  std::vector<net::FormPart> parts;
-  try {
-    parts = net::parse_form_data(req.body(), *boundary);
-  } catch (const net::MultipartError& e) {
-    throw ApiError(400, std::string("malformed multipart body: ") + e.what());
-  }
+  const std::vector<net::FormPart>& parts = *form;
   TranscriptionRequest out;
   bool have_file = false;
   std::vector<std::string> granularities;
