@@ -57,6 +57,7 @@ PACKAGES=(
   libopencv-objdetect-dev
   opencv-data
   wrk
+  chromium  # the demo page's end-to-end test (tests/e2e, headless, driven by playwright-core)
 )
 # Node.js and npm run the end-to-end tests with the official OpenAI SDK. A node installed
 # another way (e.g. NodeSource, whose nodejs conflicts with Debian's npm) is kept as it is.

@@ -3,94 +3,23 @@
 //
 //   TALKSERVE_BINARY=build/bin/talkserve TALKSERVE_MODELS_DIR=/path/to/models node --test
 //
-// Each suite starts its own server on a free loopback port (http.port=0) and reads the port
-// from its "talkserve listening on HOST:PORT" line.
+// Each suite starts its own server on a free loopback port (talkserve_server.mjs).
 
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { fileURLToPath } from 'node:url';
 
 import OpenAI from 'openai';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const sourceDir = process.env.TALKSERVE_SOURCE_DIR ?? path.resolve(here, '../..');
-const binary = process.env.TALKSERVE_BINARY ?? path.join(sourceDir, 'build/bin/talkserve');
-const modelsDir = process.env.TALKSERVE_MODELS_DIR ?? path.join(sourceDir, 'models');
-const configFile = path.join(sourceDir, 'config/talkserve.toml');
+import { sharedDir, startServer } from './talkserve_server.mjs';
+
 const MODEL = 'stories260K';
 const GOLDEN_PROMPT = 'Once upon a time';
 // llama2.c run.c -t 0 -n 64: 64 forward positions, so BOS + prompt + generated = 65 tokens.
 const RUNC_SEQUENCE_TOKENS = 65;
 // The reference output lives with the shared test data, not with the fetched models.
-const sharedDir = process.env.TALKSERVE_SHARED_DIR ?? path.resolve(sourceDir, '../shared');
 const golden = readFileSync(path.join(sharedDir, 'models/stories260K/golden_greedy.stdout'), 'utf8');
-
-// Starts talkserve; resolves once it listens and /readyz says the model is loaded.
-async function startServer(extraArgs = [], { startupMs = 60_000 } = {}) {
-  assert.ok(existsSync(binary), `talkserve binary not found at ${binary} (set TALKSERVE_BINARY)`);
-  const args = [
-    '--config', configFile,
-    '--set', 'http.host="127.0.0.1"',
-    '--set', 'http.port=0',
-    '--set', `server.models_dir=${JSON.stringify(modelsDir)}`,
-    '--set', 'http.static_dir=""',
-    '--set', 'server.drain_grace_ms=2000',
-    '--set', 'log.level="warn"',
-    '--set', 'llm.threads=1',
-    ...extraArgs,
-  ];
-  const child = spawn(binary, args, { cwd: sourceDir, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stderr = '';
-  child.stderr.setEncoding('utf8');
-  child.stderr.on('data', (d) => { stderr = (stderr + d).slice(-20_000); });
-  const exited = once(child, 'exit');
-
-  const lines = createInterface({ input: child.stdout });
-  const listening = new Promise((resolve, reject) => {
-    lines.on('line', (line) => {
-      const m = /^talkserve listening on (\S+):(\d+)$/.exec(line.trim());
-      if (m) resolve({ host: m[1], port: Number(m[2]) });
-    });
-    exited.then(([code, signal]) =>
-      reject(new Error(`talkserve exited (${code ?? signal}) before listening:\n${stderr}`)));
-  });
-  let timer;
-  const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`talkserve did not listen within ${startupMs} ms:\n${stderr}`)),
-      startupMs);
-  });
-  const stop = async () => {
-    clearTimeout(timer);
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM');
-      const killer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-      await exited;
-      clearTimeout(killer);
-    }
-  };
-  try {
-    const { host, port } = await Promise.race([listening, timeout]);
-    const base = `http://${host}:${port}`;
-    // Bounded wait for readiness: the model loads after the socket is bound.
-    const deadline = Date.now() + startupMs;
-    for (;;) {
-      const res = await fetch(`${base}/readyz`).catch(() => null);
-      if (res?.status === 200) break;
-      if (Date.now() > deadline) throw new Error(`/readyz not 200 within ${startupMs} ms:\n${stderr}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    clearTimeout(timer);
-    return { baseURL: `${base}/v1`, stop, stderr: () => stderr };
-  } catch (e) {
-    await stop();
-    throw e;
-  }
-}
 
 function client(baseURL, apiKey = 'sk-unused') {
   // No retries: a 5xx or 429 is a failure here, not something to paper over.
