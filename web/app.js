@@ -182,12 +182,28 @@ function connect() {
     if (opened && !started) demo.sessionId = null;
     started = false;
     endResponse();
-    const why = ev.code === 1006 ? "connection lost" : `closed ${ev.code}${ev.reason ? ": " + ev.reason : ""}`;
-    const secs = (reconnectDelay / 1000).toFixed(1);
-    setStatus(`${why}; reconnecting in ${secs} s`);
-    reconnectTimer = setTimeout(connect, reconnectDelay);
-    reconnectDelay = Math.min(reconnectDelay * 2, 10_000);
+    if (opened) retryLater(ev.code === 1006 ? "connection lost" : `closed ${ev.code}${ev.reason ? ": " + ev.reason : ""}`);
+    else explainRefusal(socket);
   };
+}
+
+function retryLater(why) {
+  setStatus(`${why}; reconnecting in ${(reconnectDelay / 1000).toFixed(1)} s`);
+  reconnectTimer = setTimeout(connect, reconnectDelay);
+  reconnectDelay = Math.min(reconnectDelay * 2, 10_000);
+}
+
+// A browser does not see why a WebSocket upgrade failed; ask over HTTP whether it was the key.
+async function explainRefusal(socket) {
+  const headers = apiKey() ? { Authorization: "Bearer " + apiKey() } : {};
+  const res = await fetch("/v1/avatar", { headers }).catch(() => null);
+  if (ws !== null && ws !== socket) return; // reconnected meanwhile (a new key)
+  if (res?.status === 401) {
+    setStatus(apiKey() ? "the API key was refused: check it in Settings" : "this server needs an API key: set it in Settings");
+    $("settings").open = true;
+    return; // changing the key reconnects
+  }
+  retryLater(res ? "could not connect" : "server unreachable");
 }
 
 function onEvent(e) {
@@ -216,13 +232,13 @@ function onEvent(e) {
       const r = replies.get(e.response_id);
       if (!r) break;
       r.text += e.text;
-      r.el.textContent = r.text;
+      r.el.textContent = r.text.trimStart();
       r.el.scrollIntoView({ block: "end" });
       break;
     }
     case "reply.done": {
       const r = replies.get(e.response_id);
-      if (r) r.el.textContent = r.text = e.text;
+      if (r) r.el.textContent = (r.text = e.text).trimStart();
       break;
     }
     case "response.done": {

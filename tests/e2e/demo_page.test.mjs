@@ -185,6 +185,43 @@ describe('the demo page in headless Chromium', () => {
   });
 });
 
+describe('the demo page on a server with an API key', () => {
+  const KEY = 'sk-e2e-demo-key';
+  let server;
+  let browser;
+  before(async () => {
+    server = await startServer([
+      '--set', `http.static_dir=${JSON.stringify(webDir)}`,
+      '--set', `gateway.keys=[{name="e2e",key="${KEY}",tier="standard",rate_per_s=100.0,burst=100.0}]`,
+    ]);
+    browser = await launch();
+  });
+  after(async () => {
+    await browser?.close();
+    await server?.stop();
+  });
+
+  test('the page asks for the key, then connects with ?api_key=', async () => {
+    const page = await browser.newPage();
+    await page.goto(`${server.origin}/`);
+    await waitInPage(page, () => /API key/.test(document.getElementById('status').textContent), null,
+      20_000, 'no word about the missing key');
+    assert.equal(await page.evaluate(() => window.talkDemo.sessionId), null);
+    assert.ok(await page.evaluate(() => document.getElementById('settings').open));
+
+    await page.fill('#key', 'sk-wrong');
+    await page.dispatchEvent('#key', 'change');
+    await waitInPage(page, () => /refused/.test(document.getElementById('status').textContent), null,
+      20_000, 'a wrong key was not reported');
+
+    await page.fill('#key', KEY);
+    await page.dispatchEvent('#key', 'change');
+    await waitInPage(page, () => window.talkDemo.sessionId, null, 20_000, 'no session with the right key');
+    assert.match(await page.textContent('#status'), /live/);
+    await page.close();
+  });
+});
+
 // Speech synthesised by the server itself (POST /v1/audio/speech, wav), padded with silence so
 // the detector hears a start and an end, becomes Chromium's fake microphone.
 async function spokenWav(baseURL, text, file) {
