@@ -8,6 +8,8 @@
 #include <csignal>
 #include <future>
 #include <mutex>
+#include <string>
+#include <string_view>
 #include <spdlog/spdlog.h>
 #include <thread>
 
@@ -23,6 +25,30 @@
 namespace talkserve::app {
 
 namespace asio = boost::asio;
+
+namespace {
+
+// "Bearer <key>" from the api_key query parameter of an upgrade target, or "" without one.
+// Keys are printable ASCII without spaces, so no percent-decoding beyond rejecting '%'.
+std::string websocket_query_key(std::string_view target) {
+  const auto q = target.find('?');
+  if (q == std::string_view::npos) return {};
+  std::string_view rest = target.substr(q + 1);
+  while (!rest.empty()) {
+    const auto amp = rest.find('&');
+    const std::string_view pair = rest.substr(0, amp);
+    if (pair.starts_with("api_key=")) {
+      const std::string_view key = pair.substr(8);
+      if (key.empty() || key.find('%') != std::string_view::npos) return {};
+      return "Bearer " + std::string(key);
+    }
+    if (amp == std::string_view::npos) break;
+    rest.remove_prefix(amp + 1);
+  }
+  return {};
+}
+
+}  // namespace
 
 struct ServerApp::Impl {
   explicit Impl(AppConfig c)
@@ -64,6 +90,12 @@ int ServerApp::run() {
     std::optional<std::string_view> auth;
     if (auto it = req.find(boost::beast::http::field::authorization); it != req.end()) {
       auth = std::string_view(it->value());
+    }
+    // Browsers cannot set headers on a WebSocket: the upgrade may carry ?api_key= instead.
+    std::string from_query;
+    if (!auth && route.websocket) {
+      from_query = websocket_query_key(req.target());
+      if (!from_query.empty()) auth = from_query;
     }
     auto a = d.gateway.admit(auth, route.options.requires_auth);
     net::AdmissionDecision out;

@@ -413,8 +413,10 @@ asio::awaitable<void> Connection::handle(Request req, RouteMatch match, std::str
   auto finish = [&] {
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - received).count();
     state_->record(route_name, ex.status_, secs);
+    // The path only: a query may carry an API key (WebSocket upgrades from browsers).
+    const std::string_view target(r.target());
     log.debug("{} {} -> {} in {:.3f} ms", std::string_view(r.method_string()),
-              std::string_view(r.target()), ex.status_, secs * 1e3);
+              target.substr(0, target.find('?')), ex.status_, secs * 1e3);
   };
 
   // CORS preflight.
@@ -489,10 +491,18 @@ asio::awaitable<void> Connection::handle(Request req, RouteMatch match, std::str
       finish();
       co_return;
     }
+    // A factory that returns no handler refuses the upgrade: the service is not ready.
+    auto handler = route.websocket(ex.ctx_);
+    if (!handler) {
+      co_await ex.respond(make_error(http::status::service_unavailable,
+                                     "the service behind this route is not ready (starting or stopping)",
+                                     "server_error", "model_loading", r.version()));
+      finish();
+      co_return;
+    }
     upgraded_ = true;
     ex.status_ = 101;
     finish();
-    auto handler = route.websocket(ex.ctx_);
     run_websocket(state_, std::move(stream_), std::move(ex.req_), std::move(ex.ctx_),
                   std::move(handler), std::move(buffer_));
     co_return;

@@ -35,6 +35,8 @@
 #include "talkserve/speech/sentence_splitter.hpp"
 #include "talkserve/speech/speech_service.hpp"
 #include "talkserve/speech/tts_stage.hpp"
+#include "live_session.hpp"
+#include "stages.hpp"
 
 namespace talkserve::pipeline {
 namespace {
@@ -44,8 +46,6 @@ namespace http = boost::beast::http;
 using net::ApiError;
 using nlohmann::json;
 using SteadyClock = std::chrono::steady_clock;
-
-constexpr int kOutputRate = 24000;  // speech in clips and audio files
 
 double ms_since(SteadyClock::time_point t0) {
   return std::chrono::duration<double, std::milli>(SteadyClock::now() - t0).count();
@@ -112,18 +112,6 @@ TurnRequest parse_turn(const net::Request& req) {
   if (out.audio && out.audio->empty()) throw ApiError(400, "audio: the uploaded audio is empty", "file");
   return out;
 }
-
-// Everything a turn needs from the server, fixed after start().
-struct Stages {
-  llm::ChatBackend* chat = nullptr;
-  speech::AsrStage* asr = nullptr;
-  speech::TtsStage* tts = nullptr;
-  std::shared_ptr<const avatar::Avatar> avatar;
-  std::unique_ptr<avatar::LipSyncRenderer> renderer;
-  std::unique_ptr<cache::ClipCache> cache;
-  app::TalkSection cfg;
-  std::unique_ptr<SessionStore> sessions;
-};
 
 // One turn, driven by callbacks from the stages and serialised on a strand of the pipeline
 // pool. Emits its results through `emit` (SSE) and finally `done` (the whole answer or error).
@@ -210,25 +198,10 @@ class Turn : public std::enable_shared_from_this<Turn> {
     transcript_ = text;
     emit_("transcript", json{{"text", transcript_}});
     if (transcript_.empty()) return fail(ApiError(400, "no speech was recognised in the audio", "file", "no_speech"));
-    std::vector<llm::ChatMessage> messages;
-    if (!s_.cfg.system_prompt.empty()) messages.push_back({"system", s_.cfg.system_prompt});
-    messages.insert(messages.end(), session_.history.begin(), session_.history.end());
-    messages.push_back({"user", transcript_});
-    llm::ChatOptions opts;
-    opts.max_tokens = s_.cfg.max_tokens;
-    opts.temperature = static_cast<float>(s_.cfg.temperature);
-    opts.priority = priority_;
-    if (opts.temperature == 0.0f) opts.seed = 0;
+    const llm::ChatOptions opts = reply_options(s_, priority_);
     llm_t0_ = SteadyClock::now();
     try {
-      // Drop the oldest turns until the conversation leaves room for the reply.
-      while (messages.size() > 1 &&
-             s_.chat->count_prompt_tokens(messages) + opts.max_tokens > s_.chat->context_length() &&
-             messages.size() > 2 + (s_.cfg.system_prompt.empty() ? 0 : 1)) {
-        messages.erase(messages.begin() + (s_.cfg.system_prompt.empty() ? 0 : 1),
-                       messages.begin() + (s_.cfg.system_prompt.empty() ? 2 : 3));
-      }
-      std::weak_ptr<Turn> weak = weak_from_this();
+      const auto messages = conversation_for(s_, session_.history, transcript_);
       const auto id = s_.chat->chat(
           messages, opts,
           [self = shared_from_this()](std::string delta) {
@@ -460,6 +433,15 @@ class TalkService final : public app::Service {
     a.name = "/v1/avatar";
     router.add(http::verb::get, "/v1/avatar", [this](net::HttpExchange& ex) { return describe_avatar(ex); }, a);
     cache::register_clip_routes(router, *stages_.cache);
+    net::RouteOptions live;
+    live.name = "/v1/stream";
+    router.add_websocket(
+        "/v1/stream",
+        [this](const net::RequestContext& ctx) -> std::shared_ptr<net::WebSocketHandler> {
+          if (!ready()) return nullptr;
+          return make_live_session(stages_, control_pool_, pool_, ctx);
+        },
+        live);
   }
 
   void start() override {
@@ -492,6 +474,7 @@ class TalkService final : public app::Service {
   void stop() override {
     std::lock_guard lock(stop_mutex_);
     ready_.store(false);
+    control_pool_.join();
     pool_.join();
   }
 
@@ -598,7 +581,8 @@ class TalkService final : public app::Service {
   obs::MetricsRegistry& metrics_;
   std::vector<app::Service*> others_;
   Stages stages_;
-  asio::thread_pool pool_{2};  // decoding, rendering and encoding of turns
+  asio::thread_pool pool_{2};          // decoding, rendering and encoding of turns
+  asio::thread_pool control_pool_{1};  // live sessions: VAD, control frames, stage callbacks
   std::atomic<bool> ready_{false};
   std::mutex stop_mutex_;
 };

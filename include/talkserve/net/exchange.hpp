@@ -96,6 +96,7 @@ class WebSocketHandler {
   virtual void on_close(const std::shared_ptr<WebSocketSession>& session) { (void)session; }
 };
 
+// Returns the handler of a new connection, or null to refuse the upgrade with 503.
 using WebSocketHandlerFactory =
     std::function<std::shared_ptr<WebSocketHandler>(const RequestContext&)>;
 

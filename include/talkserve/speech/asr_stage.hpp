@@ -67,6 +67,10 @@ class AsrStage {
   AsrStage& operator=(const AsrStage&) = delete;
 
   const AsrBackend& backend() const { return *backend_; }
+  // The VAD model (null when none was loaded) and its parameters, for live streams that run
+  // their own VadStream in front of transcribe().
+  const VadModel* vad_model() const;
+  const VadParams& vad_params() const;
 
   // Speech segments of a clip as [begin, end) sample ranges; runs the VAD on this thread.
   std::vector<SpeechRegion> segment(const std::vector<float>& audio) const;

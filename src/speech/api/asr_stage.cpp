@@ -173,6 +173,9 @@ AsrStage::AsrStage(std::unique_ptr<AsrBackend> backend, std::shared_ptr<const Va
 
 AsrStage::~AsrStage() { impl_.reset(); }
 
+const VadModel* AsrStage::vad_model() const { return impl_->vad.get(); }
+const VadParams& AsrStage::vad_params() const { return impl_->config.vad; }
+
 std::vector<SpeechRegion> AsrStage::segment(const std::vector<float>& audio) const {
   const auto max_len = static_cast<std::size_t>(impl_->config.max_segment_seconds * kAsrSampleRate);
   if (audio.empty()) return {};

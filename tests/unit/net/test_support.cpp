@@ -231,69 +231,6 @@ void HttpTestClient::close() {
 
 // ---------------------------------------------------------------------------------------------
 
-template <typename Initiate>
-beast::error_code WsTestClient::run_op(std::chrono::milliseconds timeout, Initiate&& initiate) {
-  beast::error_code result = asio::error::would_block;
-  bool done = false;
-  beast::get_lowest_layer(ws_).expires_after(timeout);
-  initiate([&](beast::error_code ec, auto&&...) {
-    result = ec;
-    done = true;
-  });
-  ioc_->restart();
-  while (!done && ioc_->run_one() > 0) {
-  }
-  return result;
-}
-
-WsTestClient::WsTestClient(uint16_t port)
-    : ioc_(std::make_unique<asio::io_context>()), ws_(*ioc_), port_(port) {
-  tcp::endpoint ep(asio::ip::make_address("127.0.0.1"), port);
-  auto ec = run_op(2s, [&](auto handler) {
-    beast::get_lowest_layer(ws_).async_connect(ep, std::move(handler));
-  });
-  REQUIRE_FALSE(ec);
-}
-
-beast::error_code WsTestClient::handshake(std::string target, std::chrono::milliseconds timeout) {
-  std::string host = "127.0.0.1:" + std::to_string(port_);
-  return run_op(timeout, [&](auto handler) {
-    ws_.async_handshake(upgrade_response_, host, target, std::move(handler));
-  });
-}
-
-beast::error_code WsTestClient::send_text(std::string_view text,
-                                          std::chrono::milliseconds timeout) {
-  ws_.text(true);
-  return run_op(timeout, [&](auto handler) {
-    ws_.async_write(asio::buffer(text.data(), text.size()), std::move(handler));
-  });
-}
-
-beast::error_code WsTestClient::send_binary(std::string_view data,
-                                            std::chrono::milliseconds timeout) {
-  ws_.binary(true);
-  return run_op(timeout, [&](auto handler) {
-    ws_.async_write(asio::buffer(data.data(), data.size()), std::move(handler));
-  });
-}
-
-std::optional<WsTestClient::Message> WsTestClient::read(std::chrono::milliseconds timeout,
-                                                        beast::error_code* ec_out) {
-  beast::flat_buffer buffer;
-  auto ec = run_op(timeout, [&](auto handler) { ws_.async_read(buffer, std::move(handler)); });
-  if (ec_out) *ec_out = ec;
-  if (ec) return std::nullopt;
-  return Message{beast::buffers_to_string(buffer.data()), ws_.got_binary()};
-}
-
-beast::error_code WsTestClient::close(websocket::close_code code,
-                                      std::chrono::milliseconds timeout) {
-  return run_op(timeout, [&](auto handler) { ws_.async_close(code, std::move(handler)); });
-}
-
-// ---------------------------------------------------------------------------------------------
-
 TempDir::TempDir() {
   static std::atomic<int> counter{0};
   path_ =

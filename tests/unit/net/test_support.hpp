@@ -24,6 +24,7 @@
 #include <utility>
 #include <vector>
 
+#include "support/ws_client.hpp"
 #include "talkserve/net/http_config.hpp"
 #include "talkserve/net/http_server.hpp"
 #include "talkserve/net/router.hpp"
@@ -153,37 +154,8 @@ class HttpTestClient {
   beast::flat_buffer buffer_;
 };
 
-// A WebSocket client with bounded operations, as HttpTestClient.
-class WsTestClient {
- public:
-  struct Message {
-    std::string data;
-    bool binary = false;
-  };
-
-  explicit WsTestClient(uint16_t port);
-  // Performs the upgrade to `target`; the 101 (or refusal) is in upgrade_response().
-  beast::error_code handshake(std::string target, std::chrono::milliseconds timeout = 2s);
-  const websocket::response_type& upgrade_response() const { return upgrade_response_; }
-
-  beast::error_code send_text(std::string_view text, std::chrono::milliseconds timeout = 2s);
-  beast::error_code send_binary(std::string_view data, std::chrono::milliseconds timeout = 2s);
-  // The next message; nullopt when the session ended or the timeout passed (`ec` says which;
-  // websocket::error::closed means a close frame arrived, see close_reason()).
-  std::optional<Message> read(std::chrono::milliseconds timeout = 2s,
-                              beast::error_code* ec = nullptr);
-  beast::error_code close(websocket::close_code code, std::chrono::milliseconds timeout = 2s);
-  websocket::close_reason close_reason() const { return ws_.reason(); }
-
- private:
-  template <typename Initiate>
-  beast::error_code run_op(std::chrono::milliseconds timeout, Initiate&& initiate);
-
-  std::unique_ptr<asio::io_context> ioc_;
-  websocket::stream<beast::tcp_stream> ws_;
-  uint16_t port_;
-  websocket::response_type upgrade_response_;
-};
+// A WebSocket client with bounded operations (tests/support/ws_client.hpp).
+using WsTestClient = talkserve::test::WsClient;
 
 // A fresh folder under the system temp dir, removed on destruction.
 class TempDir {
