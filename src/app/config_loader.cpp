@@ -1,6 +1,7 @@
 // TOML -> AppConfig. Every key read is named "section.key" in errors; keys nobody reads are
 // reported as unknown.
 
+#include <algorithm>
 #include <toml++/toml.h>
 
 #include <cerrno>
@@ -270,6 +271,11 @@ void read_talk(const toml::table& root, TalkSection& c) {
   s.get("cache_dir", c.cache_dir);
   s.get("cache_max_mb", c.cache_max_mb);
   s.get("max_audio_seconds", c.max_audio_seconds);
+  s.get("renderer", c.renderer);
+  s.get("wav2lip_weights", c.wav2lip_weights);
+  s.get("wav2lip_device", c.wav2lip_device);
+  s.get("stream_size", c.stream_size);
+  s.get("stream_preset", c.stream_preset);
   s.finish();
 }
 
@@ -393,6 +399,16 @@ void TalkSection::validate() const {
   if (cache_dir.empty()) bad("cache_dir", "must not be empty");
   if (cache_max_mb < 1) bad("cache_max_mb", "must be >= 1");
   if (!(max_audio_seconds > 0)) bad("max_audio_seconds", "must be > 0");
+  if (renderer != "viseme" && renderer != "wav2lip") bad("renderer", "must be \"viseme\" or \"wav2lip\"");
+  if (renderer == "wav2lip" && wav2lip_weights.empty()) bad("wav2lip_weights", "must name the converted weights");
+  if (stream_size != 0 && (stream_size < 64 || stream_size > 2048)) {
+    bad("stream_size", "must be 0 (the portrait's size) or between 64 and 2048");
+  }
+  static const char* kPresets[] = {"ultrafast", "superfast", "veryfast", "faster", "fast",
+                                   "medium",    "slow",      "slower",   "veryslow"};
+  if (std::find(std::begin(kPresets), std::end(kPresets), stream_preset) == std::end(kPresets)) {
+    bad("stream_preset", "must be an x264 preset (ultrafast ... veryslow)");
+  }
 }
 
 void AppConfig::validate() const {

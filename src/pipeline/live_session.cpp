@@ -114,10 +114,11 @@ class LiveResponse : public std::enable_shared_from_this<LiveResponse> {
       FramePipelineOptions fo;
       fo.fps = s_.cfg.fps;
       fo.crf = s_.cfg.video_crf;
+      fo.preset = s_.cfg.stream_preset;
       fo.sample_rate = kOutputRate;
       std::weak_ptr<LiveResponse> weak = weak_from_this();
       pipeline_ = std::make_shared<FramePipeline>(
-          render_, *s_.avatar, *s_.renderer, fo,
+          render_, *s_.live_avatar, *s_.renderer, fo,
           [weak](FramePipeline::SegmentKind kind, std::string bytes, bool last) {
             if (auto self = weak.lock()) self->on_segment(kind, std::move(bytes), last);
           },
@@ -523,20 +524,20 @@ class LiveSession final : public net::WebSocketHandler,
     if (video_) {
       // The MIME type of the stream this avatar and encoder produce (no frames are encoded).
       media::VideoParams vp;
-      vp.width = s_.avatar->portrait.width;
-      vp.height = s_.avatar->portrait.height;
+      vp.width = s_.live_avatar->portrait.width;
+      vp.height = s_.live_avatar->portrait.height;
       vp.fps = s_.cfg.fps;
       vp.audio_sample_rate = kOutputRate;
       video = json{{"mime", media::FragmentedMp4Writer(vp).mime_type()}};
     }
     send_event(json{{"type", "session.started"},
                     {"session_id", session_id_},
-                    {"voice", voice_},
+                    {"voice", voice_.empty() ? json(nullptr) : json(voice_)},
                     {"trace_id", trace_id_},
                     {"avatar",
-                     {{"id", s_.avatar->id},
-                      {"width", s_.avatar->portrait.width},
-                      {"height", s_.avatar->portrait.height},
+                     {{"id", s_.live_avatar->id},
+                      {"width", s_.live_avatar->portrait.width},
+                      {"height", s_.live_avatar->portrait.height},
                       {"fps", s_.cfg.fps}}},
                     {"audio", {{"format", "pcm16"}, {"sample_rate", kOutputRate}}},
                     {"video", video},

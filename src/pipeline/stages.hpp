@@ -25,7 +25,8 @@ struct Stages {
   llm::ChatBackend* chat = nullptr;
   speech::AsrStage* asr = nullptr;  // null when ASR is disabled
   speech::TtsStage* tts = nullptr;
-  std::shared_ptr<const avatar::Avatar> avatar;
+  std::shared_ptr<const avatar::Avatar> avatar;       // clips (POST /v1/talk)
+  std::shared_ptr<const avatar::Avatar> live_avatar;  // the live stream (talk.stream_size)
   std::unique_ptr<avatar::LipSyncRenderer> renderer;
   std::unique_ptr<cache::ClipCache> cache;
   app::TalkSection cfg;

@@ -8,6 +8,7 @@
 #include <boost/beast/core/detail/base64.hpp>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <filesystem>
@@ -16,6 +17,9 @@
 
 #include "talkserve/avatar/avatar.hpp"
 #include "talkserve/avatar/viseme_renderer.hpp"
+#ifdef TALKSERVE_HAVE_WAV2LIP
+#include "talkserve/avatar/wav2lip.hpp"
+#endif
 #include "talkserve/cache/clip_cache.hpp"
 #include "talkserve/cache/clip_key.hpp"
 #include "talkserve/cache/clip_routes.hpp"
@@ -424,6 +428,21 @@ class TalkService final : public app::Service {
 
   std::string name() const override { return "talk"; }
 
+  std::unique_ptr<avatar::LipSyncRenderer> make_renderer() const {
+    if (stages_.cfg.renderer == "viseme") return avatar::make_viseme_renderer();
+#ifdef TALKSERVE_HAVE_WAV2LIP
+    avatar::Wav2LipOptions wo;
+    wo.weights = stages_.cfg.wav2lip_weights;
+    if (!std::filesystem::path(wo.weights).is_absolute()) {
+      wo.weights = (std::filesystem::path(models_dir_) / wo.weights).string();
+    }
+    wo.device = stages_.cfg.wav2lip_device;
+    return avatar::make_wav2lip_renderer(wo);
+#else
+    throw std::runtime_error("talk.renderer: this build has no Wav2Lip (libtorch was not found)");
+#endif
+  }
+
   void register_routes(net::Router& router) override {
     net::RouteOptions o;
     o.name = "/v1/talk";
@@ -461,7 +480,13 @@ class TalkService final : public app::Service {
     avatar::AvatarLoadOptions ao;
     ao.cache_dir = (std::filesystem::path(stages_.cfg.cache_dir) / "avatars").string();
     stages_.avatar = avatar::load_avatar(path, ao);
-    stages_.renderer = avatar::make_viseme_renderer();
+    stages_.live_avatar = stages_.avatar;
+    const int longer = std::max(stages_.avatar->portrait.width, stages_.avatar->portrait.height);
+    if (stages_.cfg.stream_size > 0 && stages_.cfg.stream_size < longer) {
+      ao.max_size = stages_.cfg.stream_size;
+      stages_.live_avatar = avatar::load_avatar(path, ao);
+    }
+    stages_.renderer = make_renderer();
     spdlog::info("talk: avatar {} ({}x{}), renderer {} {}, clip cache {} ({} MB cap)",
                  stages_.avatar->id, stages_.avatar->portrait.width,
                  stages_.avatar->portrait.height, stages_.renderer->name(),

@@ -97,6 +97,11 @@ struct TalkSection {
   std::string cache_dir = "cache/clips"; // rendered clips (relative to the working directory)
   int cache_max_mb = 2048;
   double max_audio_seconds = 60;         // spoken input longer than this is refused (413)
+  std::string renderer = "viseme";       // "viseme" (CPU default) or "wav2lip"
+  std::string wav2lip_weights = "wav2lip/wav2lip.safetensors";  // under server.models_dir
+  std::string wav2lip_device = "cpu";    // "cpu", "cuda", "cuda:N"
+  int stream_size = 384;                 // live stream: longer side of the video (0 = as the portrait)
+  std::string stream_preset = "veryfast";  // live stream: x264 preset
   void validate() const;
 };
 

@@ -233,3 +233,19 @@ TEST_CASE("validate: AppConfig::validate turns every module's error into a Confi
   }
   CHECK_THROWS_AS(c.validate(), ConfigError);
 }
+
+TEST_CASE("validate: [talk] renderer and live stream", "[app][config][validate]") {
+  check_rules({
+      {{"talk.renderer=\"sketch\""}, "talk.renderer must be \"viseme\" or \"wav2lip\""},
+      {{"talk.renderer=\"wav2lip\"", "talk.wav2lip_weights=\"\""}, "talk.wav2lip_weights must name"},
+      {{"talk.stream_size=32"}, "talk.stream_size must be 0"},
+      {{"talk.stream_size=4096"}, "talk.stream_size must be 0"},
+      {{"talk.stream_preset=\"quick\""}, "talk.stream_preset must be an x264 preset"},
+      {{"talk.video_crf=52"}, "talk.video_crf must be between 0 and 51"},
+  });
+  check_valid({
+      {"talk.renderer=\"wav2lip\""},
+      {"talk.stream_size=0"},
+      {"talk.stream_size=256", "talk.stream_preset=\"ultrafast\""},
+  });
+}
