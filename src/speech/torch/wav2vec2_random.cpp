@@ -3,14 +3,13 @@
 
 #include <nlohmann/json.hpp>
 
-#include <bit>
 #include <cmath>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <random>
 #include <stdexcept>
 
+#include "llm/model/safetensors_writer.hpp"
 #include "talkserve/speech/wav2vec2.hpp"
 
 namespace talkserve::speech {
@@ -22,76 +21,7 @@ const char* const kEnglishCtcVocab[] = {"<pad>", "<s>", "</s>", "<unk>", "|", "E
                                         "Y", "P", "B", "V", "K", "'", "X", "J", "Q", "Z"};
 constexpr int kVocabSize = 32;
 
-std::uint16_t to_bf16(float f) {
-  std::uint32_t u = std::bit_cast<std::uint32_t>(f);
-  u += 0x7fff + ((u >> 16) & 1);  // round to nearest even (values here are finite)
-  return static_cast<std::uint16_t>(u >> 16);
-}
-
-std::uint16_t to_f16(float f) {
-  const std::uint32_t u = std::bit_cast<std::uint32_t>(f);
-  const std::uint32_t sign = (u >> 16) & 0x8000;
-  const int exp = static_cast<int>((u >> 23) & 0xff) - 127 + 15;
-  std::uint32_t mant = u & 0x7fffff;
-  if (exp >= 31) return static_cast<std::uint16_t>(sign | 0x7c00);  // overflow: inf
-  if (exp <= 0) {                                                    // subnormal or zero
-    if (exp < -10) return static_cast<std::uint16_t>(sign);
-    mant |= 0x800000;
-    const int shift = 14 - exp;
-    std::uint32_t half = mant >> shift;
-    const std::uint32_t rem = mant & ((1u << shift) - 1);
-    const std::uint32_t mid = 1u << (shift - 1);
-    if (rem > mid || (rem == mid && (half & 1))) ++half;
-    return static_cast<std::uint16_t>(sign | half);
-  }
-  std::uint32_t half = (static_cast<std::uint32_t>(exp) << 10) | (mant >> 13);
-  const std::uint32_t rem = mant & 0x1fff;
-  if (rem > 0x1000 || (rem == 0x1000 && (half & 1))) ++half;  // may carry into the exponent: fine
-  return static_cast<std::uint16_t>(sign | half);
-}
-
-class SafetensorsWriter {
- public:
-  explicit SafetensorsWriter(std::string dtype) : dtype_(std::move(dtype)) {
-    if (dtype_ != "F32" && dtype_ != "F16" && dtype_ != "BF16") {
-      throw std::runtime_error("write_random_wav2vec2: dtype must be F32, F16 or BF16, got " + dtype_);
-    }
-  }
-
-  void add(const std::string& name, const std::vector<std::int64_t>& shape, const std::vector<float>& values) {
-    const std::size_t begin = data_.size();
-    if (dtype_ == "F32") {
-      data_.resize(begin + values.size() * 4);
-      std::memcpy(data_.data() + begin, values.data(), values.size() * 4);  // little-endian host
-    } else {
-      data_.resize(begin + values.size() * 2);
-      for (std::size_t i = 0; i < values.size(); ++i) {
-        const std::uint16_t h = dtype_ == "F16" ? to_f16(values[i]) : to_bf16(values[i]);
-        std::memcpy(data_.data() + begin + 2 * i, &h, 2);
-      }
-    }
-    header_[name] = {{"dtype", dtype_}, {"shape", shape}, {"data_offsets", {begin, data_.size()}}};
-  }
-
-  void write(const std::string& path) const {
-    std::string header = header_.dump();
-    header.append((8 - header.size() % 8) % 8, ' ');  // data 8-byte aligned, as safetensors does
-    std::ofstream out(path, std::ios::binary | std::ios::trunc);
-    if (!out) throw std::runtime_error("write_random_wav2vec2: cannot create " + path);
-    const std::uint64_t n = header.size();
-    char len[8];
-    for (int i = 0; i < 8; ++i) len[i] = static_cast<char>((n >> (8 * i)) & 0xff);
-    out.write(len, 8);
-    out.write(header.data(), static_cast<std::streamsize>(header.size()));
-    out.write(data_.data(), static_cast<std::streamsize>(data_.size()));
-    if (!out) throw std::runtime_error("write_random_wav2vec2: write failed: " + path);
-  }
-
- private:
-  std::string dtype_;
-  nlohmann::json header_ = nlohmann::json::object();
-  std::vector<char> data_;
-};
+using llm::detail::SafetensorsWriter;
 
 class RandomTensors {
  public:
@@ -204,7 +134,7 @@ void write_random_wav2vec2(const std::string& dir_name, const Wav2Vec2RandomSpec
   for (int i = 0; i < kVocabSize; ++i) vocab[kEnglishCtcVocab[i]] = i;
   write_text(dir / "vocab.json", vocab.dump() + "\n");
 
-  SafetensorsWriter writer(spec.dtype);
+  SafetensorsWriter writer(spec.dtype, "write_random_wav2vec2");
   RandomTensors r(writer, seed);
   const std::int64_t H = spec.hidden_size;
   std::int64_t in = 1;
