@@ -176,6 +176,8 @@ class LiveResponse : public std::enable_shared_from_this<LiveResponse> {
           });
     } catch (const llm::ChatRefused& e) {
       fail_locked(ApiError(e.status, std::string("LLM: ") + e.what(), {}, e.status == 503 ? "queue_full" : ""));
+    } catch (const std::exception& e) {
+      fail_locked(ApiError(500, std::string("LLM: ") + e.what()));
     }
   }
 
@@ -266,7 +268,8 @@ class LiveResponse : public std::enable_shared_from_this<LiveResponse> {
     if (!bytes.empty() || last) {
       const bool init = kind == FramePipeline::SegmentKind::init;
       if (!init && video_seq_ == 0) timings_["first_video_ms"] = ms_since(t0_);
-      out_.binary(binary_frame(init ? FrameKind::video_init : FrameKind::video_segment, last, id_,
+      // The init segment is the only one of its kind: it carries the last flag.
+      out_.binary(binary_frame(init ? FrameKind::video_init : FrameKind::video_segment, init || last, id_,
                                init ? 0 : video_seq_++, bytes));
     }
     if (last) complete_locked();

@@ -240,6 +240,7 @@ TEST_CASE("live: a typed turn streams text, audio and fragmented MP4 in order", 
       ++audio_frames;
     } else if (f.binary && f.kind == 2) {
       CHECK(init_segments++ == 0);
+      CHECK(f.last);  // the only one of its kind
       CHECK(media_segments == 0);  // the init segment comes first
       mp4 += f.payload;
     } else if (f.binary && f.kind == 3) {
