@@ -8,7 +8,7 @@
 //
 //   bench_asr [--backend pocketsphinx|wav2vec2|both] [--clips 16] [--max-seconds 8]
 //             [--decoders 2] [--wav2vec2-dir DIR] [--no-vad] [--speech-dir DIR]
-//             [--w2v-workers 1] [--w2v-threads 0]
+//             [--w2v-workers 1] [--w2v-threads 0] [--max-batch-seconds 0]
 
 #include <unistd.h>
 
@@ -46,6 +46,7 @@ struct Args {
   bool vad = true;
   int w2v_workers = 1;  // wav2vec2 executor workers
   int w2v_threads = 0;  // wav2vec2 intra-op threads (0 = torch's default, 1 with Debian's libtorch)
+  double max_batch_seconds = 0;  // asr.max_batch_seconds: cap on seconds of audio per batch (0 = off)
   std::string speech_dir = TALKSERVE_BENCH_SPEECH_DIR;
   std::string models_dir = TALKSERVE_BENCH_MODELS_DIR;
 };
@@ -69,6 +70,7 @@ Args parse_args(int argc, char** argv) {
     else if (k == "--no-vad") a.vad = false;
     else if (k == "--w2v-workers") a.w2v_workers = std::stoi(next());
     else if (k == "--w2v-threads") a.w2v_threads = std::stoi(next());
+    else if (k == "--max-batch-seconds") a.max_batch_seconds = std::stod(next());
     else if (k == "--speech-dir") a.speech_dir = next();
     else {
       std::fprintf(stderr, "unknown argument %s\n", k.c_str());
@@ -125,13 +127,14 @@ Run run(speech::AsrStage& stage, const std::vector<std::shared_ptr<const std::ve
 nlohmann::json bench_backend(const std::string& name, std::unique_ptr<speech::AsrBackend> backend,
                              std::shared_ptr<const speech::VadModel> vad,
                              const std::vector<std::vector<float>>& clips, std::size_t max_batch,
-                             std::size_t workers) {
+                             std::size_t workers, double max_batch_seconds) {
   speech::AsrStageConfig cfg;
   cfg.batching.name = "asr";
   cfg.batching.max_batch = max_batch;
   cfg.batching.max_queue = 4096;
   cfg.batching.max_wait = std::chrono::milliseconds(20);
   cfg.batching.num_workers = workers;
+  cfg.batching.max_batch_cost = max_batch_seconds;
   speech::AsrStage stage(std::move(backend), std::move(vad), cfg, sched::steady_clock(), nullptr);
   std::vector<std::shared_ptr<const std::vector<float>>> audio;
   std::vector<std::vector<speech::SpeechRegion>> segments;
@@ -147,6 +150,7 @@ nlohmann::json bench_backend(const std::string& name, std::unique_ptr<speech::As
   const Run one = run(stage, audio, segments, 1);
   const Run all = run(stage, audio, segments, audio.size());
   nlohmann::json j{{"backend", name},
+                   {"max_batch_seconds", max_batch_seconds},
                    {"clips", clips.size()},
                    {"segments", segment_count},
                    {"audio_seconds", audio_seconds},
@@ -177,7 +181,7 @@ int main(int argc, char** argv) {
       speech::PocketsphinxConfig pc;
       pc.decoders = args.decoders;
       results.push_back(bench_backend("pocketsphinx", speech::make_pocketsphinx_backend(pc), vad,
-                                      clips, 8, 2));
+                                      clips, 8, 2, args.max_batch_seconds));
     }
     if (args.backend == "wav2vec2" || args.backend == "both") {
       std::string dir = args.wav2vec2_dir;
@@ -193,7 +197,7 @@ int main(int argc, char** argv) {
       o.threads = args.w2v_threads;
       results.push_back(bench_backend(args.wav2vec2_dir.empty() ? "wav2vec2-base(random)" : "wav2vec2",
                                       speech::Wav2Vec2Asr::load(o), vad, clips, 8,
-                                      static_cast<std::size_t>(args.w2v_workers)));
+                                      static_cast<std::size_t>(args.w2v_workers), args.max_batch_seconds));
       if (!tmp.empty()) fs::remove_all(tmp);
     }
     std::printf("%s\n", nlohmann::json{{"bench", "asr"}, {"results", results}}.dump().c_str());

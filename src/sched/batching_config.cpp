@@ -31,6 +31,9 @@ void BatchingConfig::validate() const {
     reject(*this, "ewma_alpha", "must be in (0, 1] (got " + std::to_string(ewma_alpha) + ")");
   }
   if (num_workers < 1) reject(*this, "num_workers", "must be >= 1 (got 0)");
+  if (!(max_batch_cost >= 0)) {
+    reject(*this, "max_batch_cost", "must be >= 0 (got " + std::to_string(max_batch_cost) + ")");
+  }
 }
 
 }  // namespace talkserve::sched

@@ -18,6 +18,11 @@ struct BatchingConfig {
   std::chrono::nanoseconds max_wait = std::chrono::milliseconds(10);
   double ewma_alpha = 0.5;      // weight of the newest inter-arrival gap, in (0, 1]
   std::size_t num_workers = 1;  // threads running batches (each owns a share of the device)
+  // > 0: the summed EnqueueOptions::cost of a batch stays within this (a request costlier than
+  // the cap runs alone), and that much waiting cost closes the batch window like max_batch
+  // requests do. Costs in a model's units of work (e.g. seconds of audio) keep batches of
+  // one worker from holding far more work than another's. 0 = count requests only.
+  double max_batch_cost = 0;
 
   // Throws std::invalid_argument naming the offending key (e.g. "max_batch") when a value is
   // out of range. Call once at start; the executor's constructor calls it too.

@@ -6,8 +6,8 @@
 //   enqueue() moves the request in and returns its id at once (or queue_full / stopped; it never
 //   blocks). It waits in the queue ordered by priority (lower number first: vip = 0,
 //   standard = 1, batch = 2) and FIFO within a priority. A worker thread forms a batch of up to
-//   max_batch requests, in that order, when
-//     - max_batch requests are waiting, or
+//   max_batch requests (with max_batch_cost, at most that much summed cost), in that order, when
+//     - max_batch requests, or max_batch_cost of cost, are waiting, or
 //     - the adaptive batch window has closed: now >= oldest waiting arrival + window
 //       (rule in batch_window.hpp: a lone request after a quiet period goes after min_wait,
 //       a burst waits up to max_wait for company), or
@@ -62,6 +62,7 @@ using RequestId = std::uint64_t;
 struct EnqueueOptions {
   int priority = 1;                           // lower runs first; 0 = highest tier
   std::optional<Clock::time_point> deadline;  // on the executor's clock; unset = none
+  double cost = 1;  // units of work, for BatchingConfig::max_batch_cost (>= 0)
 };
 
 enum class StopMode {
@@ -127,8 +128,10 @@ class BatchingExecutor {
       const Clock::time_point now = clock_.now();
       window_.on_arrival(now);
       id = next_id_++;
+      const double cost = options.cost > 0 ? options.cost : 0.0;
       queue_.emplace(Key{options.priority, id},
-                     Pending{std::move(request), std::move(done), now, options.deadline});
+                     Pending{std::move(request), std::move(done), now, options.deadline, cost});
+      queued_cost_ += cost;
       priority_of_.emplace(id, options.priority);
       if (options.deadline) deadlines_.emplace(*options.deadline, id);
       ++stats_.accepted;
@@ -216,6 +219,7 @@ class BatchingExecutor {
     Callback done;
     Clock::time_point arrival;
     std::optional<Clock::time_point> deadline;
+    double cost = 1;
   };
 
   struct Batch {
@@ -231,6 +235,7 @@ class BatchingExecutor {
     Pending p = std::move(node.mapped());
     priority_of_.erase(key.id);
     if (p.deadline) deadlines_.erase({*p.deadline, key.id});
+    queued_cost_ = queue_.empty() ? 0.0 : std::max(0.0, queued_cost_ - p.cost);
     return p;
   }
 
@@ -243,7 +248,17 @@ class BatchingExecutor {
 
   Batch take_batch_locked(Clock::time_point now) {
     Batch b;
-    const std::size_t n = std::min(queue_.size(), config_.max_batch);
+    std::size_t n = std::min(queue_.size(), config_.max_batch);
+    if (config_.max_batch_cost > 0) {
+      // In queue order while the cap holds; the first request always goes.
+      double cost = 0;
+      std::size_t fit = 0;
+      for (auto it = queue_.begin(); it != queue_.end() && fit < n; ++it, ++fit) {
+        if (fit > 0 && cost + it->second.cost > config_.max_batch_cost) break;
+        cost += it->second.cost;
+      }
+      n = fit;
+    }
     b.requests.reserve(n);
     b.callbacks.reserve(n);
     b.waits.reserve(n);
@@ -286,7 +301,9 @@ class BatchingExecutor {
         continue;
       }
       const Clock::time_point due = state_ == State::draining ? now : batch_due_locked();
-      if (queue_.size() >= config_.max_batch || now >= due) {
+      const bool full = queue_.size() >= config_.max_batch ||
+                        (config_.max_batch_cost > 0 && queued_cost_ >= config_.max_batch_cost);
+      if (full || now >= due) {
         Batch batch = take_batch_locked(now);
         const bool more = !queue_.empty();
         lock.unlock();
@@ -368,6 +385,7 @@ class BatchingExecutor {
   BatchWindow window_;
   RequestId next_id_ = 1;
   std::map<Key, Pending> queue_;                                 // batch order
+  double queued_cost_ = 0;                                        // summed cost of queue_
   std::map<RequestId, int> priority_of_;                         // arrival order; id -> priority
   std::set<std::pair<Clock::time_point, RequestId>> deadlines_;  // earliest first
   ExecutorStats stats_;

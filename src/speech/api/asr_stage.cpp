@@ -211,6 +211,8 @@ sched::Expected<std::shared_ptr<AsrTicket>> AsrStage::transcribe(
   sched::EnqueueOptions opts;
   opts.priority = priority;
   for (std::size_t i = 0; i < segments.size(); ++i) {
+    // A segment costs its seconds of audio (BatchingConfig::max_batch_cost).
+    opts.cost = (segments[i].end - segments[i].begin) / static_cast<double>(kAsrSampleRate);
     auto id = impl_->executor->enqueue(
         SegmentJob{audio, segments[i], language},
         [state, i](sched::Expected<AsrResult> r) { state->on_segment(i, std::move(r)); }, opts);

@@ -201,6 +201,41 @@ TEST_CASE("max_batch waiting requests dispatch at once, the rest wait", "[sched]
   CHECK(h.executor->stats().batch_size_histogram == std::vector<std::uint64_t>{0, 1, 0, 2});
 }
 
+TEST_CASE("max_batch_cost caps a batch's summed cost and closes the window when reached",
+          "[sched][executor]") {
+  auto c = config(8, 5ms, 10ms);
+  c.max_batch_cost = 10;
+  Harness h(c);
+  auto add = [&](int request, double cost) {
+    h.settle([&] {
+      EnqueueOptions o;
+      o.cost = cost;
+      REQUIRE(h.executor->enqueue(request, h.record(request), o).has_value());
+    });
+  };
+  add(1, 4);
+  add(2, 4);
+  CHECK(h.batches_seen().empty());  // 8 of 10 waiting: the window stays open
+  add(3, 4);                        // 12 waiting: dispatch what fits in 10
+  REQUIRE(h.batches_seen() == std::vector<std::vector<int>>{{1, 2}});
+  CHECK(h.executor->stats().queue_depth == 1);
+  add(4, 25);  // costlier than the cap: runs alone, after 3 (which no longer fits with it)
+  REQUIRE(h.batches_seen() == std::vector<std::vector<int>>{{1, 2}, {3}, {4}});
+  add(5, 1);
+  add(6, 1);
+  h.advance(10ms);  // cheap requests batch by the window as before
+  REQUIRE(h.batches_seen().size() == 4);
+  CHECK(h.batches_seen()[3] == std::vector<int>{5, 6});
+  REQUIRE(h.outcome(4));
+  CHECK(h.outcome(4)->value() == 40);
+}
+
+TEST_CASE("max_batch_cost must not be negative", "[sched][config]") {
+  auto c = config(8, 5ms, 10ms);
+  c.max_batch_cost = -1;
+  CHECK_THROWS_WITH(c.validate(), Catch::Contains("max_batch_cost"));
+}
+
 TEST_CASE("the window closes exactly at oldest arrival + window", "[sched][executor]") {
   Harness h(config(8, 4ms, 10ms));
   h.add(1);  // quiet: window = min_wait = 4ms, from t0
