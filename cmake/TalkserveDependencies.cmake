@@ -16,6 +16,20 @@ if(TALKSERVE_WITH_CUDA)
   find_package(CUDAToolkit REQUIRED)
 endif()
 
+# The Redis tier of the clip cache (Debian: libhiredis-dev). Optional: without hiredis (or with
+# -DTALKSERVE_WITH_REDIS=OFF) the tier is not built, talkserve_cache does not define
+# TALKSERVE_HAVE_REDIS, and a non-empty redis.url is a configuration error. Its tests also need
+# redis-server (Debian: redis-server) and are registered only when both are found.
+if(TALKSERVE_WITH_REDIS AND "cache" IN_LIST TALKSERVE_MODULES)
+  pkg_check_modules(HIREDIS IMPORTED_TARGET hiredis)
+  if(HIREDIS_FOUND)
+    find_program(REDIS_SERVER_EXECUTABLE redis-server)
+  else()
+    message(WARNING "talkserve: hiredis not found (Debian: libhiredis-dev): the Redis clip tier "
+                    "is not built and redis.url must stay empty")
+  endif()
+endif()
+
 if(TALKSERVE_BUILD_TESTS)
   find_package(Catch2 2 REQUIRED)
   include(Catch)

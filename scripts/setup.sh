@@ -57,6 +57,8 @@ PACKAGES=(
   libopencv-objdetect-dev
   opencv-data
   wrk
+  libhiredis-dev  # the Redis tier of the clip cache ([redis] url); optional at build time
+  redis-server    # the Redis tier's unit and integration tests start a private one
   chromium  # the demo page's end-to-end test (tests/e2e, headless, driven by playwright-core)
 )
 # Node.js and npm run the end-to-end tests with the official OpenAI SDK. A node installed

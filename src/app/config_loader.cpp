@@ -13,6 +13,9 @@
 #include <utility>
 
 #include "talkserve/app/config.hpp"
+#ifdef TALKSERVE_HAVE_REDIS
+#include "talkserve/cache/redis_clip_tier.hpp"
+#endif
 
 namespace talkserve::app {
 
@@ -279,6 +282,16 @@ void read_talk(const toml::table& root, TalkSection& c) {
   s.finish();
 }
 
+void read_redis(const toml::table& root, RedisSection& c) {
+  Section s(subtable(root, "redis"), "redis");
+  s.get("url", c.url);
+  s.get("clip_ttl_s", c.clip_ttl_s);
+  s.get("max_clip_mb", c.max_clip_mb);
+  s.get("timeout_ms", c.timeout_ms);
+  s.get("key_prefix", c.key_prefix);
+  s.finish();
+}
+
 // "a.b.c=value" -> sets root[a][b][c], creating tables on the way.
 void apply_override(toml::table& root, const std::string& text) {
   auto eq = text.find('=');
@@ -411,6 +424,30 @@ void TalkSection::validate() const {
   }
 }
 
+void RedisSection::validate() const {
+  auto bad = [](const std::string& k, const std::string& why) {
+    throw std::invalid_argument("redis." + k + " " + why);
+  };
+  if (clip_ttl_s < 1) bad("clip_ttl_s", "must be >= 1");
+  if (max_clip_mb < 1 || max_clip_mb > 512) bad("max_clip_mb", "must be between 1 and 512");
+  if (timeout_ms < 1 || timeout_ms > 60000) bad("timeout_ms", "must be between 1 and 60000");
+  if (key_prefix.empty()) bad("key_prefix", "must not be empty");
+  if (url.empty()) return;
+#ifdef TALKSERVE_HAVE_REDIS
+  try {
+    cache::parse_redis_url(url);
+  } catch (const std::invalid_argument& e) {
+    // "redis.url: why (...)" -> "redis.url why (...)", as the other keys read.
+    std::string msg = e.what();
+    if (msg.starts_with("redis.url: ")) msg.erase(9, 1);
+    throw std::invalid_argument(msg);
+  }
+#else
+  bad("url", "must be empty: this build has no Redis tier (hiredis was not found when it was "
+             "configured; install libhiredis-dev and rebuild)");
+#endif
+}
+
 void AppConfig::validate() const {
   try {
     server.validate();
@@ -431,6 +468,7 @@ void AppConfig::validate() const {
     asr.validate();
     tts.validate();
     talk.validate();
+    redis.validate();
   } catch (const std::invalid_argument& e) {
     throw ConfigError(e.what());
   }
@@ -461,7 +499,7 @@ AppConfig load_config(const std::string& path, const std::vector<std::string>& o
   }
   for (const auto& o : overrides) apply_override(root, o);
 
-  static const std::set<std::string> sections{"server", "http", "gateway", "log", "llm", "asr", "tts", "talk"};
+  static const std::set<std::string> sections{"server", "http", "gateway", "log", "llm", "asr", "tts", "talk", "redis"};
   for (const auto& [k, v] : root) {
     if (!sections.count(std::string(k.str()))) {
       throw ConfigError(std::string(k.str()) + ": unknown section");
@@ -476,6 +514,7 @@ AppConfig load_config(const std::string& path, const std::vector<std::string>& o
   read_asr(root, c.asr);
   read_tts(root, c.tts);
   read_talk(root, c.talk);
+  read_redis(root, c.redis);
   c.validate();
   return c;
 }

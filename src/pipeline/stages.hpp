@@ -10,7 +10,7 @@
 #include "talkserve/app/config.hpp"
 #include "talkserve/avatar/avatar.hpp"
 #include "talkserve/avatar/renderer.hpp"
-#include "talkserve/cache/clip_cache.hpp"
+#include "talkserve/cache/clip_store.hpp"
 #include "talkserve/llm/chat_backend.hpp"
 #include "talkserve/pipeline/session_store.hpp"
 #include "talkserve/speech/asr_stage.hpp"
@@ -28,7 +28,7 @@ struct Stages {
   std::shared_ptr<const avatar::Avatar> avatar;       // clips (POST /v1/talk)
   std::shared_ptr<const avatar::Avatar> live_avatar;  // the live stream (talk.stream_size)
   std::unique_ptr<avatar::LipSyncRenderer> renderer;
-  std::unique_ptr<cache::ClipCache> cache;
+  std::unique_ptr<cache::ClipStore> cache;  // ClipCache, or TieredClipStore with [redis]
   app::TalkSection cfg;
   std::unique_ptr<SessionStore> sessions;
 };

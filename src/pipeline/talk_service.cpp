@@ -23,6 +23,9 @@
 #include "talkserve/cache/clip_cache.hpp"
 #include "talkserve/cache/clip_key.hpp"
 #include "talkserve/cache/clip_routes.hpp"
+#ifdef TALKSERVE_HAVE_REDIS
+#include "talkserve/cache/tiered_clip_store.hpp"
+#endif
 #include "talkserve/llm/chat_backend.hpp"
 #include "talkserve/llm/llm_service.hpp"
 #include "talkserve/media/audio.hpp"
@@ -416,7 +419,23 @@ class TalkService final : public app::Service {
     cache::ClipCacheConfig cc;
     cc.dir = stages_.cfg.cache_dir;
     cc.max_bytes = static_cast<std::uint64_t>(stages_.cfg.cache_max_mb) << 20;
-    stages_.cache = std::make_unique<cache::ClipCache>(cc, &metrics_);
+    auto disk = std::make_unique<cache::ClipCache>(cc, &metrics_);
+    if (config.redis.url.empty()) {
+      stages_.cache = std::move(disk);
+    } else {
+#ifdef TALKSERVE_HAVE_REDIS
+      cache::RedisClipTierConfig rc;
+      rc.url = config.redis.url;
+      rc.ttl = std::chrono::seconds(config.redis.clip_ttl_s);
+      rc.max_entry_bytes = static_cast<std::uint64_t>(config.redis.max_clip_mb) << 20;
+      rc.timeout = std::chrono::milliseconds(config.redis.timeout_ms);
+      rc.key_prefix = config.redis.key_prefix;
+      stages_.cache = std::make_unique<cache::TieredClipStore>(
+          std::move(disk), std::make_unique<cache::RedisClipTier>(rc, &metrics_));
+#else
+      throw std::runtime_error("redis.url: this build has no Redis tier (hiredis was not found)");
+#endif
+    }
     SessionConfig sc;
     sc.idle_ttl = std::chrono::seconds(stages_.cfg.session_ttl_s);
     sc.max_sessions = static_cast<std::size_t>(stages_.cfg.max_sessions);

@@ -105,6 +105,17 @@ struct TalkSection {
   void validate() const;
 };
 
+// The shared Redis tier of the clip cache: replicas pointing at one Redis reuse each other's
+// rendered clips. Needs a build with hiredis (TALKSERVE_HAVE_REDIS); without it url must be "".
+struct RedisSection {
+  std::string url;                        // "redis://[[user]:password@]host[:port][/db]"; "" = off
+  int clip_ttl_s = 86400;                 // clips expire from Redis this long after their last store
+  int max_clip_mb = 64;                   // larger clips are not shared (each replica renders them)
+  int timeout_ms = 250;                   // connect and each read/write; slower Redis = local only
+  std::string key_prefix = "talkserve:clip:";
+  void validate() const;
+};
+
 struct AppConfig {
   ServerConfig server;
   net::HttpConfig http;
@@ -114,6 +125,7 @@ struct AppConfig {
   AsrSection asr;
   TtsSection tts;
   TalkSection talk;
+  RedisSection redis;
   void validate() const;
 };
 

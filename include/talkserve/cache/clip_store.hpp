@@ -1,8 +1,7 @@
 #pragma once
-// The storage seam for rendered clips. ClipCache (a local directory) is the one tier today; a
-// shared Redis tier (TALKSERVE_WITH_REDIS, a later issue) is meant to be another ClipStore, or
-// a ClipStore that layers Redis behind the disk tier. The HTTP route and the renderer only see
-// this interface.
+// The storage seam for rendered clips. ClipCache is the local directory; TieredClipStore
+// (built with hiredis, TALKSERVE_HAVE_REDIS) layers the shared Redis tier behind it. The HTTP
+// route and the renderer only see this interface.
 //
 // Ids are content addresses from ClipKeyBuilder: 64 lowercase hex characters (is_clip_id).
 // A store never interprets the bytes.

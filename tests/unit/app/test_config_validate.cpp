@@ -249,3 +249,31 @@ TEST_CASE("validate: [talk] renderer and live stream", "[app][config][validate]"
       {"talk.stream_size=256", "talk.stream_preset=\"ultrafast\""},
   });
 }
+
+TEST_CASE("validate: [redis] the shared clip tier", "[app][config][validate]") {
+  check_rules({
+      {{"redis.clip_ttl_s=0"}, "redis.clip_ttl_s must be >= 1"},
+      {{"redis.max_clip_mb=0"}, "redis.max_clip_mb must be between 1 and 512"},
+      {{"redis.max_clip_mb=1024"}, "redis.max_clip_mb must be between 1 and 512"},
+      {{"redis.timeout_ms=0"}, "redis.timeout_ms must be between 1 and 60000"},
+      {{"redis.key_prefix=\"\""}, "redis.key_prefix must not be empty"},
+      {{"redis.dbname=1"}, "redis.dbname: unknown key"},
+#ifdef TALKSERVE_HAVE_REDIS
+      {{"redis.url=\"http://127.0.0.1:6379\""}, "redis.url must start with redis://"},
+      {{"redis.url=\"redis://127.0.0.1:0\""}, "redis.url port must be 1..65535"},
+      {{"redis.url=\"redis://:6379/0\""}, "redis.url no host"},
+      {{"redis.url=\"redis://127.0.0.1/x\""}, "redis.url database must be a number"},
+#else
+      {{"redis.url=\"redis://127.0.0.1:6379/0\""}, "redis.url must be empty: this build has no Redis tier"},
+#endif
+  });
+  check_valid({
+      {"redis.url=\"\""},
+      {"redis.clip_ttl_s=60", "redis.max_clip_mb=512", "redis.timeout_ms=60000"},
+#ifdef TALKSERVE_HAVE_REDIS
+      {"redis.url=\"redis://127.0.0.1:6379/0\""},
+      {"redis.url=\"redis://:secret@cache.internal/2\"", "redis.key_prefix=\"a:\""},
+#endif
+  });
+  CHECK(AppConfig{}.redis.url.empty());  // off unless configured
+}
