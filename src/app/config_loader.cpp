@@ -239,6 +239,7 @@ void read_asr(const toml::table& root, AsrSection& c) {
   s.get("max_segment_seconds", c.max_segment_seconds);
   s.get("max_batch", c.max_batch);
   s.get("max_wait_ms", c.max_wait_ms);
+  s.get("max_batch_seconds", c.max_batch_seconds);
   s.get("workers", c.workers);
   s.get("max_queue", c.max_queue);
   s.get("max_audio_seconds", c.max_audio_seconds);
@@ -377,6 +378,7 @@ void AsrSection::validate() const {
   if (!(max_segment_seconds >= 1)) bad("max_segment_seconds", "must be >= 1");
   if (max_batch < 1) bad("max_batch", "must be >= 1");
   if (max_wait_ms < 0) bad("max_wait_ms", "must be >= 0");
+  if (!(max_batch_seconds >= 0)) bad("max_batch_seconds", "must be >= 0");
   if (workers < 1) bad("workers", "must be >= 1");
   if (max_queue < 1) bad("max_queue", "must be >= 1");
   if (!(max_audio_seconds > 0)) bad("max_audio_seconds", "must be > 0");

@@ -61,6 +61,7 @@ struct AsrSection {
   double max_segment_seconds = 30;        // longer speech regions are cut for the model
   int max_batch = 8;                      // segments per executor batch
   int max_wait_ms = 20;                   // batch window upper bound
+  double max_batch_seconds = 0;           // > 0: seconds of audio per batch at most (0 = off)
   int workers = 2;                        // executor threads forming batches
   int max_queue = 256;                    // waiting segments before 503
   double max_audio_seconds = 600;         // longer uploads are refused (413)

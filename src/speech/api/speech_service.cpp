@@ -116,6 +116,7 @@ class SpeechService final : public app::Service, public SpeechStages {
     sc.batching.max_batch = static_cast<std::size_t>(asr_cfg_.max_batch);
     sc.batching.max_queue = static_cast<std::size_t>(asr_cfg_.max_queue);
     sc.batching.max_wait = std::chrono::milliseconds(asr_cfg_.max_wait_ms);
+    sc.batching.max_batch_cost = asr_cfg_.max_batch_seconds;
     // A torch model gets one worker: one batch at a time owns the intra-op thread pool (two
     // concurrent batches oversubscribe the cores and run slower than one after the other).
     sc.batching.num_workers =

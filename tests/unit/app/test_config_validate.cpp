@@ -277,3 +277,8 @@ TEST_CASE("validate: [redis] the shared clip tier", "[app][config][validate]") {
   });
   CHECK(AppConfig{}.redis.url.empty());  // off unless configured
 }
+
+TEST_CASE("validate: [asr] batch cost cap", "[app][config][validate]") {
+  check_rules({{{"asr.max_batch_seconds=-1"}, "asr.max_batch_seconds"}});
+  check_valid({{"asr.max_batch_seconds=0"}, {"asr.max_batch_seconds=8.5"}});
+}
