@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "clip_bytes.hpp"
 #include "support/temp_dir.hpp"
 #include "talkserve/cache/clip_cache.hpp"
 #include "talkserve/cache/clip_key.hpp"
@@ -27,22 +28,12 @@ using talkserve::cache::PutStatus;
 using talkserve::obs::MetricsRegistry;
 using talkserve::test::TempDir;
 
+using talkserve::cache::test::bytes_of;
+
 namespace {
 
 std::string id_of(std::string_view name) {
   return ClipKeyBuilder().field("test", name).finish();
-}
-
-// Deterministic bytes of `size` that differ per name (so a mixed-up clip is noticed).
-std::string bytes_of(std::string_view name, std::size_t size) {
-  std::string out(size, '\0');
-  std::uint32_t x = 2166136261u;
-  for (char c : name) x = (x ^ static_cast<unsigned char>(c)) * 16777619u;
-  for (auto& c : out) {
-    x = x * 1664525u + 1013904223u;
-    c = static_cast<char>(x >> 24);
-  }
-  return out;
 }
 
 ClipCacheConfig config_for(const TempDir& dir, std::uint64_t max_bytes) {

@@ -10,6 +10,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "clip_bytes.hpp"
 #include "support/redis_server.hpp"
 #include "support/temp_dir.hpp"
 #include "talkserve/cache/clip_key.hpp"
@@ -32,20 +33,11 @@ using talkserve::sched::ManualClock;
 using talkserve::test::RedisServer;
 using talkserve::test::TempDir;
 
+using talkserve::cache::test::bytes_of;
+
 namespace {
 
 std::string id_of(std::string_view name) { return ClipKeyBuilder().field("redis-test", name).finish(); }
-
-std::string bytes_of(std::string_view name, std::size_t size) {
-  std::string out(size, '\0');
-  std::uint32_t x = 2166136261u;
-  for (char c : name) x = (x ^ static_cast<unsigned char>(c)) * 16777619u;
-  for (auto& c : out) {
-    x = x * 1664525u + 1013904223u;
-    c = static_cast<char>(x >> 24);
-  }
-  return out;
-}
 
 // One replica's store: its own disk directory and metrics, the shared Redis.
 struct Replica {
