@@ -15,6 +15,7 @@ const HEADER_BYTES = 12;
 // What the page has seen, for people in the console and for the end-to-end test.
 const demo = {
   sessionId: null,
+  avatar: null,         // session.started avatar: id and the live video size
   events: [],           // types of the JSON events received, in order
   errors: [],           // error messages shown
   stats: { initSegments: 0, mediaSegments: 0, audioFrames: 0, appended: 0, micFrames: 0 },
@@ -213,6 +214,7 @@ function onEvent(e) {
       started = true;
       reconnectDelay = 500;
       demo.sessionId = e.session_id;
+      demo.avatar = e.avatar ?? null;  // the live video's size (talk.stream_size)
       setStatus(`live (${e.avatar?.id ?? "avatar"}, session ${e.session_id})`);
       if (e.avatar?.width > 0) $("screen").style.aspectRatio = `${e.avatar.width} / ${e.avatar.height}`;
       createPlayer(e.video?.mime ?? null);

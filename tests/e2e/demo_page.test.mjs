@@ -149,9 +149,14 @@ describe('the demo page in headless Chromium', () => {
       for (let i = 0; i < px.length; i += 4) sum += (px[i] + px[i + 1] + px[i + 2]) / 3;
       return { width: v.videoWidth, height: v.videoHeight, meanLuma: sum / (64 * 64), error: v.error?.message };
     });
+    // The stream's size is the one session.started announced (the portrait scaled to
+    // talk.stream_size), with the portrait's aspect ratio.
+    const live = await page.evaluate(() => window.talkDemo.avatar);
     const avatar = await (await fetch(`${server.baseURL}/avatar`)).json();
     assert.equal(video.error, undefined);
-    assert.deepEqual([video.width, video.height], [avatar.width, avatar.height]);
+    assert.deepEqual([video.width, video.height], [live.width, live.height]);
+    assert.ok(Math.abs(video.width / video.height - avatar.width / avatar.height) < 0.02,
+      `video ${video.width}x${video.height}, portrait ${avatar.width}x${avatar.height}`);
     assert.ok(video.meanLuma > 20, `mean luma of the video frame ${video.meanLuma}`);
 
     await screenshot(page, 'demo_page_text_turn.png');
