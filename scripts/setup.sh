@@ -59,6 +59,7 @@ PACKAGES=(
   wrk
   libhiredis-dev  # the Redis tier of the clip cache ([redis] url); optional at build time
   redis-server    # the Redis tier's unit and integration tests start a private one
+  python3-yaml    # deploy/kubernetes/check-manifests.py (CTest deploy_kubernetes_manifests)
   chromium  # the demo page's end-to-end test (tests/e2e, headless, driven by playwright-core)
 )
 # Node.js and npm run the end-to-end tests with the official OpenAI SDK. A node installed
