@@ -48,6 +48,8 @@ int http_status(AdmissionStatus s) {
       return 429;
     case AdmissionStatus::overloaded:
       return 503;
+    case AdmissionStatus::quota_exceeded:
+      return 429;
   }
   return 500;
 }
@@ -62,6 +64,8 @@ std::string_view to_string(AdmissionStatus s) {
       return "rate_limited";
     case AdmissionStatus::overloaded:
       return "overloaded";
+    case AdmissionStatus::quota_exceeded:
+      return "quota_exceeded";
   }
   return "unknown";
 }
@@ -76,6 +80,8 @@ std::string_view Admission::error_code() const {
       return "rate_limit_exceeded";
     case AdmissionStatus::overloaded:
       return "server_overloaded";
+    case AdmissionStatus::quota_exceeded:
+      return "quota_exceeded";
   }
   return "";
 }
@@ -98,6 +104,7 @@ std::optional<std::string_view> parse_bearer_token(std::string_view header_value
 struct Gateway::KeyState {
   KeyStore store;
   std::vector<std::shared_ptr<TokenBucket>> buckets;  // parallel to store.keys()
+  std::vector<std::shared_ptr<RequestQuota>> quotas;  // parallel; null = no quota
 };
 
 struct Gateway::Metrics {
@@ -115,7 +122,7 @@ struct Gateway::Metrics {
                      {{"tier", tier}});
     }
     for (auto s : {AdmissionStatus::unauthorized, AdmissionStatus::rate_limited,
-                   AdmissionStatus::overloaded})
+                   AdmissionStatus::overloaded, AdmissionStatus::quota_exceeded})
       rejected[static_cast<std::size_t>(s)] =
           &r.counter("talkserve_admission_rejected_total", "Requests rejected at admission.",
                      {{"reason", std::string(to_string(s))}});
@@ -127,12 +134,13 @@ struct Gateway::Metrics {
   obs::Gauge* max_in_flight = nullptr;
   std::array<obs::Counter*, kTierCount> admitted{};
   std::array<obs::Counter*, kTierCount> rate_limited{};
-  std::array<obs::Counter*, 4> rejected{};  // indexed by AdmissionStatus
+  std::array<obs::Counter*, 5> rejected{};  // indexed by AdmissionStatus
 };
 
 Gateway::Gateway(const GatewayConfig& config, sched::Clock& clock, obs::MetricsRegistry& metrics)
     : config_(validated(config)),
       clock_(clock),
+      quota_origin_(clock.now()),
       metrics_(std::make_unique<Metrics>(metrics)),
       limiter_(config_.max_in_flight, &metrics_->in_flight) {
   metrics_->max_in_flight->set(static_cast<double>(config_.max_in_flight));
@@ -156,6 +164,21 @@ std::shared_ptr<const Gateway::KeyState> Gateway::build_key_state(const KeyState
     }
     if (!bucket) bucket = std::make_shared<TokenBucket>(k.rate_per_s, k.burst);
     state->buckets.push_back(std::move(bucket));
+    std::shared_ptr<RequestQuota> quota;
+    if (k.requests_per_day > 0) {
+      if (previous) {
+        // Keep the count so that a reload (SIGHUP) does not hand everyone a fresh quota.
+        for (std::size_t i = 0; i < previous->store.keys().size() && !quota; ++i) {
+          const auto& p = previous->store.keys()[i];
+          if (p.name == k.name && p.requests_per_day == k.requests_per_day)
+            quota = previous->quotas[i];
+        }
+      }
+      if (!quota)
+        quota = std::make_shared<RequestQuota>(k.requests_per_day, config_.quota_window,
+                                               quota_origin_);
+    }
+    state->quotas.push_back(std::move(quota));
   }
   return state;
 }
@@ -205,6 +228,7 @@ Admission Gateway::admit(std::optional<std::string_view> authorization_header,
   Tier tier = Tier::standard;
   std::string key_name;
   std::shared_ptr<TokenBucket> bucket;
+  std::shared_ptr<RequestQuota> quota;
   if (auth_enabled()) {
     if (!authorization_header)
       return reject(AdmissionStatus::unauthorized,
@@ -221,6 +245,7 @@ Admission Gateway::admit(std::optional<std::string_view> authorization_header,
     tier = key.tier;
     key_name = key.name;
     bucket = state->buckets[*index];
+    quota = state->quotas[*index];
   }
 
   InFlightPermit permit = limiter_.try_acquire();
@@ -230,8 +255,22 @@ Admission Gateway::admit(std::optional<std::string_view> authorization_header,
                               limiter_.max_in_flight()),
                   tier, std::move(key_name), 1);
 
+  const auto now = clock_.now();
+  if (quota) {
+    if (const auto wait = quota->try_take(now)) {
+      const int retry = retry_after_seconds(*wait);
+      std::string message = fmt::format(
+          "Quota exceeded for API key '{}' ({} requests per {} s window). "
+          "The quota renews in {} s.",
+          key_name, quota->limit(),
+          std::chrono::duration_cast<std::chrono::seconds>(quota->window()).count(), retry);
+      return reject(AdmissionStatus::quota_exceeded, std::move(message), tier,
+                    std::move(key_name), retry);
+    }
+  }
   if (bucket) {
-    if (const auto wait = bucket->try_take(clock_.now())) {
+    if (const auto wait = bucket->try_take(now)) {
+      if (quota) quota->give_back(now);
       const int retry = retry_after_seconds(*wait);
       // Built before the call: argument evaluation order would let key_name be moved first.
       std::string message = fmt::format(

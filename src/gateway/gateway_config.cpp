@@ -42,6 +42,8 @@ const TierLimits& GatewayConfig::limits(Tier t) const {
 
 void GatewayConfig::validate() const {
   if (max_in_flight == 0) throw std::invalid_argument("gateway.max_in_flight must be > 0");
+  if (quota_window.count() <= 0)
+    throw std::invalid_argument("gateway.quota_window_s must be > 0");
   for (Tier t : {Tier::vip, Tier::standard, Tier::batch})
     check_limits(limits(t).rate_per_s, limits(t).burst,
                  fmt::format("gateway.tiers.{}.", to_string(t)));

@@ -48,10 +48,10 @@ std::vector<ApiKey> parse_keys_file(std::istream& in, std::string_view source,
     };
     const auto fields = split_fields(line);
     if (fields.empty() || fields[0].front() == '#') continue;
-    if (fields.size() != 3 && fields.size() != 5)
+    if (fields.size() != 3 && fields.size() != 5 && fields.size() != 6)
       throw fail(
-          fmt::format("expected '<name> <tier> sha256:<hex>|key:<secret> [<rate_per_s> <burst>]', "
-                      "got {} fields",
+          fmt::format("expected '<name> <tier> sha256:<hex>|key:<secret> [<rate_per_s> <burst> "
+                      "[<requests_per_day>]]', got {} fields",
                       fields.size()));
 
     ApiKey key;
@@ -81,7 +81,8 @@ std::vector<ApiKey> parse_keys_file(std::istream& in, std::string_view source,
     const auto& def = config.limits(key.tier);
     key.rate_per_s = def.rate_per_s;
     key.burst = def.burst;
-    if (fields.size() == 5) {
+    key.requests_per_day = def.requests_per_day;
+    if (fields.size() >= 5) {
       const auto rate = parse_number(fields[3]);
       const auto burst = parse_number(fields[4]);
       if (!rate || !std::isfinite(*rate) || !(*rate > 0))
@@ -90,6 +91,14 @@ std::vector<ApiKey> parse_keys_file(std::istream& in, std::string_view source,
         throw fail(fmt::format("burst '{}' must be a number >= 1", fields[4]));
       key.rate_per_s = *rate;
       key.burst = *burst;
+    }
+    if (fields.size() == 6) {
+      std::uint64_t quota = 0;
+      const auto f = fields[5];
+      const auto [ptr, ec] = std::from_chars(f.data(), f.data() + f.size(), quota);
+      if (ec != std::errc{} || ptr != f.data() + f.size())
+        throw fail(fmt::format("requests_per_day '{}' must be a whole number >= 0 (0 = no quota)", f));
+      key.requests_per_day = quota;
     }
     for (const auto& k : keys)
       if (k.name == key.name) throw fail(fmt::format("key name '{}' is used twice", key.name));
@@ -110,7 +119,8 @@ std::vector<ApiKey> load_api_keys(const GatewayConfig& config) {
   for (const auto& k : config.keys) {
     const auto& def = config.limits(k.tier);
     keys.push_back(ApiKey{k.name, k.key.empty() ? k.key_sha256 : sha256_hex(k.key), k.tier,
-                          k.rate_per_s.value_or(def.rate_per_s), k.burst.value_or(def.burst)});
+                          k.rate_per_s.value_or(def.rate_per_s), k.burst.value_or(def.burst),
+                          k.requests_per_day.value_or(def.requests_per_day)});
   }
   if (!config.keys_file.empty()) {
     auto from_file = load_keys_file(config.keys_file, config);

@@ -27,6 +27,7 @@ struct ApiKey {
   Tier tier = Tier::standard;
   double rate_per_s = 0;  // token bucket refill rate
   double burst = 0;       // token bucket capacity
+  std::uint64_t requests_per_day = 0;  // request quota per window; 0 = none
 };
 
 using Sha256Digest = std::array<std::uint8_t, 32>;

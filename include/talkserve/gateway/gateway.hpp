@@ -16,7 +16,11 @@
 //      Auth off: tier standard, no key, no rate limit (there is no identity to limit).
 //   4. global in-flight bound full -> 503, Retry-After 1. Checked before the bucket so that a
 //      503 does not cost the client a token.
-//   5. the key's token bucket empty -> 429, Retry-After = ceil(time to next token), >= 1 s.
+//   5. the key's request quota for the current window used up -> 429 quota_exceeded,
+//      Retry-After = seconds to the window's end (RequestQuota). Checked before the bucket so
+//      that a client over its quota does not also drain its bucket.
+//   6. the key's token bucket empty -> 429, Retry-After = ceil(time to next token), >= 1 s.
+//      The quota taken in step 5 is given back: a rate-limited request costs no quota.
 //
 // Metrics: talkserve_admitted_total{tier}, talkserve_unauthorized_total,
 // talkserve_rate_limited_total{tier}, talkserve_admission_rejected_total{reason},
@@ -32,6 +36,7 @@
 #include "talkserve/gateway/api_key.hpp"
 #include "talkserve/gateway/gateway_config.hpp"
 #include "talkserve/gateway/in_flight.hpp"
+#include "talkserve/gateway/request_quota.hpp"
 #include "talkserve/gateway/tier.hpp"
 #include "talkserve/gateway/token_bucket.hpp"
 #include "talkserve/sched/clock.hpp"
@@ -43,11 +48,11 @@ class Counter;
 
 namespace talkserve::gateway {
 
-enum class AdmissionStatus { ok, unauthorized, rate_limited, overloaded };
+enum class AdmissionStatus { ok, unauthorized, rate_limited, overloaded, quota_exceeded };
 
-// 200, 401, 429, 503.
+// 200, 401, 429, 503, 429.
 int http_status(AdmissionStatus s);
-// "ok", "unauthorized", "rate_limited", "overloaded" (the `reason` metric label).
+// "ok", "unauthorized", "rate_limited", "overloaded", "quota_exceeded" (the `reason` label).
 std::string_view to_string(AdmissionStatus s);
 
 struct Admission {
@@ -60,8 +65,8 @@ struct Admission {
 
   bool ok() const { return status == AdmissionStatus::ok; }
   int http_status() const { return gateway::http_status(status); }
-  // OpenAI-style error code: "invalid_api_key", "rate_limit_exceeded", "server_overloaded";
-  // empty when ok.
+  // OpenAI-style error code: "invalid_api_key", "rate_limit_exceeded", "server_overloaded",
+  // "quota_exceeded"; empty when ok.
   std::string_view error_code() const;
 };
 
@@ -84,7 +89,8 @@ class Gateway {
   Admission admit(std::optional<std::string_view> authorization_header, bool route_requires_auth);
 
   // Re-reads the keys (inline and keys_file), e.g. on SIGHUP, and swaps them in atomically.
-  // Keys whose name, rate and burst are unchanged keep their bucket state. On error the old
+  // Keys whose name, rate and burst are unchanged keep their bucket state; keys whose name and
+  // requests_per_day are unchanged keep their quota count. On error the old
   // keys stay and std::invalid_argument is thrown. Thread-safe.
   void reload_keys();
 
@@ -107,6 +113,7 @@ class Gateway {
 
   const GatewayConfig config_;
   sched::Clock& clock_;
+  const sched::Clock::time_point quota_origin_;  // quota windows start here
   std::unique_ptr<Metrics> metrics_;
   InFlightLimiter limiter_;
   std::atomic<bool> draining_{false};

@@ -2,14 +2,15 @@
 // API keys file: one key per line, fields separated by spaces or tabs.
 //
 //   # comment lines start with '#'; blank lines are ignored
-//   <name> <tier> sha256:<64 hex> [<rate_per_s> <burst>]
-//   <name> <tier> key:<secret>    [<rate_per_s> <burst>]
+//   <name> <tier> sha256:<64 hex> [<rate_per_s> <burst> [<requests_per_day>]]
+//   <name> <tier> key:<secret>    [<rate_per_s> <burst> [<requests_per_day>]]
 //
 //   alice vip sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
 //   ci-bot batch key:sk-test-123 0.5 5
 //
-// tier is vip|standard|batch; rate and burst default to the tier's limits from the config.
-// Prefer sha256: lines (`printf %s "$KEY" | sha256sum`) so the file holds no secrets.
+// tier is vip|standard|batch; rate, burst and the request quota default to the tier's limits
+// from the config (requests_per_day 0 = no quota). Use sha256: lines, made with
+// `talkserve --hash-key` or `printf %s "$KEY" | sha256sum`, so the file holds no secrets.
 // Errors name the file and line and never echo the secret.
 
 #include <istream>
