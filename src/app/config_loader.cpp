@@ -5,6 +5,7 @@
 #include <toml++/toml.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -15,6 +16,9 @@
 #include "talkserve/app/config.hpp"
 #ifdef TALKSERVE_HAVE_REDIS
 #include "talkserve/cache/redis_clip_tier.hpp"
+#endif
+#ifdef TALKSERVE_HAVE_LLM
+#include "talkserve/llm/remote_protocol.hpp"
 #endif
 
 namespace talkserve::app {
@@ -215,6 +219,26 @@ void read_llm(const toml::table& root, LlmSection& c) {
   s.get("prefix_caching", c.prefix_caching);
   s.get("max_queue", c.max_queue);
   s.get("default_max_tokens", c.default_max_tokens);
+  s.get("backend", c.backend);
+  if (const toml::node* r = s.find("remote")) {
+    if (!r->is_table()) s.fail("remote", "must be a table ([llm.remote])");
+    Section rs(r->as_table(), "llm.remote");
+    LlmRemoteSection& rc = c.remote;
+    rs.get("url", rc.url);
+    rs.get("api_key", rc.api_key);
+    rs.get("api_key_env", rc.api_key_env);
+    rs.get("model", rc.model);
+    rs.get("context_length", rc.context_length);
+    rs.get("connect_timeout_ms", rc.connect_timeout_ms);
+    rs.get("timeout_ms", rc.timeout_ms);
+    rs.get("idle_timeout_ms", rc.idle_timeout_ms);
+    rs.get("max_retries", rc.max_retries);
+    rs.get("backoff_ms", rc.backoff_ms);
+    rs.get("max_backoff_ms", rc.max_backoff_ms);
+    rs.get("ca_file", rc.ca_file);
+    rs.get("probe", rc.probe);
+    rs.finish();
+  }
   s.finish();
 }
 
@@ -340,6 +364,8 @@ void LlmSection::validate() const {
     throw std::invalid_argument("llm." + k + " " + why);
   };
   if (!enabled) return;
+  if (backend == "remote") return remote.validate();  // the local model keys are not used
+  if (backend != "local") bad("backend", "must be local or remote");
   if (model.empty()) bad("model", "must name a checkpoint");
   if (name.empty()) bad("name", "must not be empty");
   static const std::set<std::string> templates{"auto", "chatml", "llama3", "llama2", "plain"};
@@ -356,6 +382,41 @@ void LlmSection::validate() const {
   if (max_prefill_chunk < 1) bad("max_prefill_chunk", "must be >= 1");
   if (max_queue < 1) bad("max_queue", "must be >= 1");
   if (default_max_tokens < 1) bad("default_max_tokens", "must be >= 1");
+}
+
+void LlmRemoteSection::validate() const {
+  auto bad = [](const std::string& k, const std::string& why) {
+    throw std::invalid_argument("llm.remote." + k + " " + why);
+  };
+  if (url.empty()) bad("url", "must be set when llm.backend = \"remote\"");
+#ifdef TALKSERVE_HAVE_LLM
+  try {
+    llm::remote::parse_upstream_url(url);
+  } catch (const std::invalid_argument& e) {
+    bad("url", e.what());
+  }
+#endif
+  if (!api_key.empty() && !api_key_env.empty()) bad("api_key", "and api_key_env: set one, not both");
+  if (!api_key_env.empty()) {
+    const char* v = std::getenv(api_key_env.c_str());
+    if (v == nullptr || *v == '\0') {
+      bad("api_key_env", "names the environment variable " + api_key_env + ", which is not set");
+    }
+  }
+  if (model.empty()) bad("model", "must name the upstream's model id");
+  if (context_length < 1) bad("context_length", "must be >= 1");
+  auto ms = [&](const char* k, int v) {
+    if (v < 1 || v > 3'600'000) bad(k, "must be between 1 and 3600000");
+  };
+  ms("connect_timeout_ms", connect_timeout_ms);
+  ms("timeout_ms", timeout_ms);
+  ms("idle_timeout_ms", idle_timeout_ms);
+  if (max_retries < 0 || max_retries > 10) bad("max_retries", "must be between 0 and 10");
+  if (backoff_ms < 0) bad("backoff_ms", "must be >= 0");
+  if (max_backoff_ms < backoff_ms) bad("max_backoff_ms", "must be >= llm.remote.backoff_ms");
+  if (!ca_file.empty() && !std::filesystem::is_regular_file(ca_file)) {
+    bad("ca_file", "'" + ca_file + "' is not a readable file");
+  }
 }
 
 void AsrSection::validate() const {

@@ -2,6 +2,7 @@
 
 #ifdef TALKSERVE_HAVE_LLM
 #include "talkserve/llm/llm_service.hpp"
+#include "talkserve/llm/remote_llm_service.hpp"
 #endif
 #ifdef TALKSERVE_HAVE_SPEECH
 #include "talkserve/speech/speech_service.hpp"
@@ -16,7 +17,11 @@ std::vector<std::unique_ptr<Service>> make_services(const AppConfig& config,
                                                     obs::MetricsRegistry& metrics) {
   std::vector<std::unique_ptr<Service>> out;
 #ifdef TALKSERVE_HAVE_LLM
-  if (config.llm.enabled) out.push_back(llm::make_llm_service(config, metrics));
+  if (config.llm.enabled) {
+    // backend = "remote": no model in this process; the talk stages stream from llm.remote.url.
+    out.push_back(config.llm.backend == "remote" ? llm::make_remote_llm_service(config, metrics)
+                                                 : llm::make_llm_service(config, metrics));
+  }
 #else
   if (config.llm.enabled) {
     throw ConfigError("llm.enabled: this build has no LLM module (set llm.enabled = false)");

@@ -194,7 +194,7 @@ class LiveResponse : public std::enable_shared_from_this<LiveResponse> {
     std::lock_guard lock(mutex_);
     if (over_) return;
     if (o.reason == llm::FinishReason::error || o.reason == llm::FinishReason::cancelled) {
-      return fail_locked(ApiError(o.reason == llm::FinishReason::error ? 500 : 503, "LLM: " + o.message));
+      return fail_locked(ApiError(o.reason == llm::FinishReason::error ? (o.status ? o.status : 500) : 503, "LLM: " + o.message));
     }
     for (auto& sentence : splitter_.flush()) synthesise_locked(std::move(sentence));
     llm_done_ = true;

@@ -237,7 +237,7 @@ class Turn : public std::enable_shared_from_this<Turn> {
     if (finished_) return;
     timings_["llm_ms"] = ms_since(llm_t0_);
     if (o.reason == llm::FinishReason::error || o.reason == llm::FinishReason::cancelled) {
-      return fail(ApiError(o.reason == llm::FinishReason::error ? 500 : 503, "LLM: " + o.message));
+      return fail(ApiError(o.reason == llm::FinishReason::error ? (o.status ? o.status : 500) : 503, "LLM: " + o.message));
     }
     for (auto& sentence : splitter_.flush()) synthesise(std::move(sentence));
     llm_done_ = true;

@@ -20,8 +20,28 @@ struct ServerConfig {
   void validate() const;
 };
 
+// [llm.remote]: the talk pipeline's LLM on an OpenAI-compatible server (llm.backend = "remote").
+struct LlmRemoteSection {
+  std::string url;                      // http[s]://host[:port][/base]; {base}/v1/chat/completions
+  std::string api_key;                  // Bearer token sent upstream (prefer api_key_env)
+  std::string api_key_env;              // environment variable holding the key
+  std::string model;                    // the upstream's model id
+  int context_length = 4096;            // the upstream model's context, in tokens
+  int connect_timeout_ms = 5000;        // TCP connect + TLS handshake, per attempt
+  int timeout_ms = 30000;               // request sent -> response head and first event
+  int idle_timeout_ms = 30000;          // between two chunks of the stream
+  int max_retries = 2;                  // retries before any text arrived
+  int backoff_ms = 200;                 // first retry's delay; doubles, with jitter
+  int max_backoff_ms = 5000;            // cap, and the longest Retry-After honoured
+  std::string ca_file;                  // PEM CAs to trust for https ("" = the system store)
+  bool probe = false;                   // start-up: GET {base}/v1/models must list `model`
+  void validate() const;
+};
+
 struct LlmSection {
   bool enabled = true;
+  std::string backend = "local";                      // local (in-process engine) | remote
+  LlmRemoteSection remote;                            // [llm.remote], for backend = "remote"
   std::string model = "stories260K/stories260K.bin";  // relative to server.models_dir
   std::string tokenizer = "stories260K/tok512.bin";
   std::string name = "stories260K";                   // served model id

@@ -28,6 +28,9 @@ struct ChatOutcome {
   FinishReason reason = FinishReason::stop;
   std::string message;  // why, for cancelled / error
   Usage usage;
+  // For reason == error: the HTTP status the caller's client should get (a remote backend's
+  // upstream trouble: 502, 503, 504, or a passed-through 400); 0 = an internal error (500).
+  int status = 0;
 };
 
 // The conversation does not fit the model (too long) or the backend is not ready / stopping.
