@@ -3,6 +3,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "tls_context.hpp"
+
 namespace talkserve::net {
 
 namespace {
@@ -28,6 +30,12 @@ void HttpConfig::validate() const {
             "cors_allowed_origins", "entries must be \"*\" or start with http:// or https:// (got \"" +
                                         origin + "\")");
   }
+  require(tls_cert.empty() == tls_key.empty(), tls_cert.empty() ? "tls_cert" : "tls_key",
+          "must be set together with http." + std::string(tls_cert.empty() ? "tls_key" : "tls_cert") +
+              " (both or neither)");
+  require(tls_min_version == "1.2" || tls_min_version == "1.3", "tls_min_version",
+          "must be \"1.2\" or \"1.3\" (got \"" + tls_min_version + "\")");
+  if (tls_enabled()) make_tls_context(*this);
 }
 
 }  // namespace talkserve::net

@@ -1,6 +1,10 @@
 // One HTTP/1.1 connection: read a request head under the header timeout, pick the route and
 // its body limit, read the body under the body timeout, ask the gateway, run the handler,
 // repeat while keep-alive holds. Every failure is answered in the JSON error shape.
+//
+// The connection is a template over its stream: beast::tcp_stream for plain HTTP, and
+// beast::ssl_stream<tcp_stream> when [http] tls_cert is set. Both are compiled from the same
+// code, so the plain path pays nothing for TLS (no virtual stream, no extra buffer copy).
 
 #include <boost/asio/co_spawn.hpp>
 #include <spdlog/spdlog.h>
@@ -11,6 +15,7 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
 #include <array>
 #include <cerrno>
@@ -47,11 +52,17 @@ std::optional<std::string_view> header_value(const Request& req, std::string_vie
   return std::string_view(it->value());
 }
 
+template <class Stream>
 class Connection;
 
+// The TCP layer under either stream type (timeouts, raw socket).
+inline beast::tcp_stream& tcp_of(beast::tcp_stream& s) { return s; }
+inline beast::tcp_stream& tcp_of(TlsStream& s) { return beast::get_lowest_layer(s); }
+
+template <class Stream>
 class Exchange final : public HttpExchange {
  public:
-  Exchange(Connection& conn, Request req) : conn_(conn), req_(std::move(req)) {}
+  Exchange(Connection<Stream>& conn, Request req) : conn_(conn), req_(std::move(req)) {}
   const Request& request() const override { return req_; }
   RequestContext& context() override { return ctx_; }
   asio::any_io_executor executor() override;
@@ -65,7 +76,7 @@ class Exchange final : public HttpExchange {
   template <typename Msg>
   void decorate(Msg& res) const;
 
-  Connection& conn_;
+  Connection<Stream>& conn_;
   Request req_;
   RequestContext ctx_;
   bool responded_ = false;
@@ -75,10 +86,15 @@ class Exchange final : public HttpExchange {
   std::shared_ptr<StreamWriter> stream_;
 };
 
-class Connection final : public LiveConnection, public std::enable_shared_from_this<Connection> {
+template <class Stream>
+class Connection final : public LiveConnection,
+                         public std::enable_shared_from_this<Connection<Stream>> {
  public:
-  Connection(std::shared_ptr<ServerState> state, tcp::socket socket)
-      : state_(std::move(state)), stream_(std::move(socket)) {}
+  Connection(std::shared_ptr<ServerState> state, Stream stream)
+      : state_(std::move(state)), stream_(std::move(stream)) {}
+
+  using std::enable_shared_from_this<Connection<Stream>>::shared_from_this;
+  using std::enable_shared_from_this<Connection<Stream>>::weak_from_this;
 
   asio::awaitable<void> run();
   void on_drain() override {
@@ -93,8 +109,8 @@ class Connection final : public LiveConnection, public std::enable_shared_from_t
 
   void close_socket() {
     beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
-    stream_.socket().close(ec);
+    tcp_of(stream_).socket().shutdown(tcp::socket::shutdown_both, ec);
+    tcp_of(stream_).socket().close(ec);
   }
 
   // Best-effort error answer on a connection that will be closed afterwards.
@@ -105,9 +121,11 @@ class Connection final : public LiveConnection, public std::enable_shared_from_t
                                std::chrono::steady_clock::time_point received);
   asio::awaitable<void> watch_peer();
   asio::awaitable<void> discard_input(std::chrono::milliseconds budget);
+  // Ends the connection: TLS close_notify (bounded), half-close, lingering read, close.
+  asio::awaitable<void> finish_close();
 
   std::shared_ptr<ServerState> state_;
-  beast::tcp_stream stream_;
+  Stream stream_;
   beast::flat_buffer buffer_;
   bool idle_ = true;
   bool draining_ = false;
@@ -119,10 +137,14 @@ class Connection final : public LiveConnection, public std::enable_shared_from_t
   std::vector<std::function<void()>> on_gone_;
 };
 
-asio::any_io_executor Exchange::executor() { return conn_.stream_.get_executor(); }
+template <class Stream>
+asio::any_io_executor Exchange<Stream>::executor() {
+  return conn_.stream_.get_executor();
+}
 
+template <class Stream>
 template <typename Msg>
-void Exchange::decorate(Msg& res) const {
+void Exchange<Stream>::decorate(Msg& res) const {
   res.set(http::field::server, kServerName);
   if (!ctx_.trace_id.empty()) res.set("X-Request-Id", ctx_.trace_id);
   const auto& origins = conn_.state_->config.cors_allowed_origins;
@@ -140,7 +162,8 @@ void Exchange::decorate(Msg& res) const {
   }
 }
 
-asio::awaitable<void> Exchange::respond(Response res) {
+template <class Stream>
+asio::awaitable<void> Exchange<Stream>::respond(Response res) {
   if (responded_) throw std::logic_error("response already sent for this request");
   responded_ = true;
   status_ = res.result_int();
@@ -154,7 +177,7 @@ asio::awaitable<void> Exchange::respond(Response res) {
       (req_.method() != http::verb::head || !res.body().empty())) {
     res.prepare_payload();
   }
-  conn_.stream_.expires_after(conn_.state_->config.write_timeout);
+  tcp_of(conn_.stream_).expires_after(conn_.state_->config.write_timeout);
   beast::error_code ec;
   if (req_.method() == http::verb::head) {
     http::response_serializer<http::string_body> sr(res);
@@ -163,15 +186,16 @@ asio::awaitable<void> Exchange::respond(Response res) {
   } else {
     co_await http::async_write(conn_.stream_, res, asio::redirect_error(asio::use_awaitable, ec));
   }
-  conn_.stream_.expires_never();
+  tcp_of(conn_.stream_).expires_never();
   if (ec) {
     write_failed_ = true;
     conn_.close_ = true;
   }
 }
 
-asio::awaitable<std::shared_ptr<StreamWriter>> Exchange::start_stream(std::string content_type,
-                                                                      http::status status) {
+template <class Stream>
+asio::awaitable<std::shared_ptr<StreamWriter>> Exchange<Stream>::start_stream(
+    std::string content_type, http::status status) {
   if (responded_) throw std::logic_error("response already sent for this request");
   responded_ = true;
   status_ = static_cast<unsigned>(status);
@@ -185,10 +209,10 @@ asio::awaitable<std::shared_ptr<StreamWriter>> Exchange::start_stream(std::strin
   res.keep_alive(false);
   conn_.close_ = true;
   http::response_serializer<http::empty_body> sr(res);
-  conn_.stream_.expires_after(conn_.state_->config.write_timeout);
+  tcp_of(conn_.stream_).expires_after(conn_.state_->config.write_timeout);
   beast::error_code ec;
   co_await http::async_write_header(conn_.stream_, sr, asio::redirect_error(asio::use_awaitable, ec));
-  conn_.stream_.expires_never();
+  tcp_of(conn_.stream_).expires_never();
 
   auto& conn = conn_;
   auto timeout = conn_.state_->config.write_timeout;
@@ -196,10 +220,10 @@ asio::awaitable<std::shared_ptr<StreamWriter>> Exchange::start_stream(std::strin
       conn_.stream_.get_executor(), conn_.state_->config.stream_queue_limit,
       [&conn, timeout](std::string& msg) -> asio::awaitable<beast::error_code> {
         beast::error_code wec;
-        conn.stream_.expires_after(timeout);
+        tcp_of(conn.stream_).expires_after(timeout);
         co_await asio::async_write(conn.stream_, http::make_chunk(asio::buffer(msg)),
                                    asio::redirect_error(asio::use_awaitable, wec));
-        conn.stream_.expires_never();
+        tcp_of(conn.stream_).expires_never();
         co_return wec;
       });
   if (ec) {
@@ -214,7 +238,8 @@ asio::awaitable<std::shared_ptr<StreamWriter>> Exchange::start_stream(std::strin
   co_return stream_;
 }
 
-void Exchange::watch_disconnect(std::function<void()> on_gone) {
+template <class Stream>
+void Exchange<Stream>::watch_disconnect(std::function<void()> on_gone) {
   close_after_ = true;
   conn_.on_gone_.push_back(std::move(on_gone));
   if (conn_.watching_) return;
@@ -223,18 +248,21 @@ void Exchange::watch_disconnect(std::function<void()> on_gone) {
 }
 
 // Waits until the peer closes its side. Bytes that arrive meanwhile are discarded: the
-// connection is closed after this response anyway.
-asio::awaitable<void> Connection::watch_peer() {
+// connection is closed after this response anyway. On TLS the discarded bytes are records
+// the server will never decrypt, which is fine for the same reason.
+template <class Stream>
+asio::awaitable<void> Connection<Stream>::watch_peer() {
   auto self = shared_from_this();
+  auto& socket = tcp_of(stream_).socket();
   for (;;) {
     beast::error_code ec;
-    co_await stream_.socket().async_wait(tcp::socket::wait_read,
-                                         asio::redirect_error(asio::use_awaitable, ec));
-    if (ec || !stream_.socket().is_open()) break;
+    co_await socket.async_wait(tcp::socket::wait_read,
+                               asio::redirect_error(asio::use_awaitable, ec));
+    if (ec || !socket.is_open()) break;
     // Readable can be a false alarm; only a read of 0 bytes (EOF) or an error means gone.
     char probe[4096];
     const ssize_t n =
-        ::recv(stream_.socket().native_handle(), probe, sizeof(probe), MSG_DONTWAIT);
+        ::recv(socket.native_handle(), probe, sizeof(probe), MSG_DONTWAIT);
     if (n > 0) continue;  // bytes from the client: discarded (the connection closes after)
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) continue;
     break;
@@ -247,7 +275,8 @@ asio::awaitable<void> Connection::watch_peer() {
   }
 }
 
-asio::awaitable<void> Connection::send_error_and_close(http::status status,
+template <class Stream>
+asio::awaitable<void> Connection<Stream>::send_error_and_close(http::status status,
                                                        std::string_view message,
                                                        std::string_view type,
                                                        std::string_view code,
@@ -257,7 +286,7 @@ asio::awaitable<void> Connection::send_error_and_close(http::status status,
   auto res = make_error(status, message, type, code);
   res.set(http::field::server, kServerName);
   res.keep_alive(false);
-  stream_.expires_after(std::chrono::seconds(2));
+  tcp_of(stream_).expires_after(std::chrono::seconds(2));
   beast::error_code ec;
   co_await http::async_write(stream_, res, asio::redirect_error(asio::use_awaitable, ec));
   state_->record(route, res.result_int(), 0.0);
@@ -267,18 +296,37 @@ asio::awaitable<void> Connection::send_error_and_close(http::status status,
 // and drop what the client sends for a short while. Closing at once would make the kernel
 // answer the unread bytes with a reset, and the client would lose the error response it has
 // not read yet.
-asio::awaitable<void> Connection::discard_input(std::chrono::milliseconds budget) {
+template <class Stream>
+asio::awaitable<void> Connection<Stream>::discard_input(std::chrono::milliseconds budget) {
   const auto deadline = std::chrono::steady_clock::now() + budget;
   std::array<char, 16 * 1024> sink;
   beast::error_code ec;
   while (!ec && std::chrono::steady_clock::now() < deadline) {
-    stream_.expires_at(deadline);
+    tcp_of(stream_).expires_at(deadline);
     co_await stream_.async_read_some(asio::buffer(sink),
                                      asio::redirect_error(asio::use_awaitable, ec));
   }
 }
 
-asio::awaitable<void> Connection::run() {
+template <class Stream>
+asio::awaitable<void> Connection<Stream>::finish_close() {
+  beast::error_code ec;
+  if constexpr (std::is_same_v<Stream, TlsStream>) {
+    if (linger_) co_await discard_input(std::chrono::seconds(2));
+    // close_notify tells the client the response was not truncated. async_shutdown also
+    // waits for the client's close_notify, which not every client sends: bound it.
+    tcp_of(stream_).expires_after(std::chrono::seconds(1));
+    co_await stream_.async_shutdown(asio::redirect_error(asio::use_awaitable, ec));
+    tcp_of(stream_).socket().close(ec);
+    co_return;
+  }
+  tcp_of(stream_).socket().shutdown(tcp::socket::shutdown_send, ec);
+  if (linger_ && !ec) co_await discard_input(std::chrono::seconds(2));
+  tcp_of(stream_).socket().close(ec);
+}
+
+template <class Stream>
+asio::awaitable<void> Connection<Stream>::run() {
   auto self = shared_from_this();
   const auto& cfg = state_->config;
   const uint64_t id = state_->add(weak_from_this());
@@ -288,7 +336,7 @@ asio::awaitable<void> Connection::run() {
     beast::error_code ec;
     if (buffer_.size() == 0) {
       // Keep-alive idle: wait for the first byte of the next request.
-      stream_.expires_after(cfg.keepalive_timeout);
+      tcp_of(stream_).expires_after(cfg.keepalive_timeout);
       auto n = co_await stream_.async_read_some(buffer_.prepare(4096),
                                                 asio::redirect_error(asio::use_awaitable, ec));
       if (ec) break;
@@ -303,7 +351,7 @@ asio::awaitable<void> Connection::run() {
     // route (and so its limit) is known: lift it here and apply the route's limit below.
     // (Not boost::none: Beast 1.74 compares the length with the optional, and none is less.)
     parser.body_limit(std::numeric_limits<std::uint64_t>::max());
-    stream_.expires_after(cfg.header_timeout);
+    tcp_of(stream_).expires_after(cfg.header_timeout);
     co_await http::async_read_header(stream_, buffer_, parser,
                                      asio::redirect_error(asio::use_awaitable, ec));
     if (ec == http::error::header_limit) {
@@ -354,12 +402,12 @@ asio::awaitable<void> Connection::run() {
       auto expect = head[http::field::expect];
       if (beast::iequals(expect, "100-continue")) {
         static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-        stream_.expires_after(cfg.write_timeout);
+        tcp_of(stream_).expires_after(cfg.write_timeout);
         co_await asio::async_write(stream_, asio::buffer(kContinue.data(), kContinue.size()),
                                    asio::redirect_error(asio::use_awaitable, ec));
         if (ec) break;
       }
-      stream_.expires_after(cfg.body_timeout);
+      tcp_of(stream_).expires_after(cfg.body_timeout);
       co_await http::async_read(stream_, buffer_, parser,
                                 asio::redirect_error(asio::use_awaitable, ec));
       if (ec == http::error::body_limit) {
@@ -386,22 +434,19 @@ asio::awaitable<void> Connection::run() {
         break;
       }
     }
-    stream_.expires_never();
+    tcp_of(stream_).expires_never();
     co_await handle(parser.release(), std::move(match), std::move(trace_id), received);
     if (close_ || upgraded_) break;
   }
-  if (!upgraded_) {
-    beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
-    if (linger_ && !ec) co_await discard_input(std::chrono::seconds(2));
-    stream_.socket().close(ec);
-  }
+  if (!upgraded_) co_await finish_close();
   state_->remove(id);
 }
 
-asio::awaitable<void> Connection::handle(Request req, RouteMatch match, std::string trace_id,
-                                         std::chrono::steady_clock::time_point received) {
-  Exchange ex(*this, std::move(req));
+template <class Stream>
+asio::awaitable<void> Connection<Stream>::handle(Request req, RouteMatch match,
+                                                 std::string trace_id,
+                                                 std::chrono::steady_clock::time_point received) {
+  Exchange<Stream> ex(*this, std::move(req));
   ex.ctx_.trace_id = std::move(trace_id);
   ex.ctx_.received = received;
   ex.ctx_.params = std::move(match.params);
@@ -532,10 +577,10 @@ asio::awaitable<void> Connection::handle(Request req, RouteMatch match, std::str
     auto ec = co_await ex.stream_->run();
     if (!ec && !ex.write_failed_) {
       beast::error_code wec;
-      stream_.expires_after(state_->config.write_timeout);
+      tcp_of(stream_).expires_after(state_->config.write_timeout);
       co_await asio::async_write(stream_, http::make_chunk_last(),
                                  asio::redirect_error(asio::use_awaitable, wec));
-      stream_.expires_never();
+      tcp_of(stream_).expires_never();
     }
     close_ = true;
   } else if (!ex.responded()) {
@@ -550,18 +595,74 @@ asio::awaitable<void> Connection::handle(Request req, RouteMatch match, std::str
 
 }  // namespace
 
+namespace {
+
+void log_failure(std::exception_ptr e) {
+  if (!e) return;
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    spdlog::error("connection coroutine failed: {}", ex.what());
+  }
+}
+
+// The first byte of every TLS connection: a handshake record (RFC 8446 section 5.1).
+constexpr unsigned char kTlsHandshakeRecord = 0x16;
+
+// A TLS listener's connection: read the first bytes under the header timeout; a client that
+// speaks plain HTTP gets a plain 400 telling it to use https (instead of an opaque handshake
+// failure); otherwise handshake, then run the same connection code as the plain listener.
+asio::awaitable<void> run_tls(std::shared_ptr<ServerState> state, tcp::socket socket) {
+  beast::tcp_stream tcp(std::move(socket));
+  beast::flat_buffer buffer;
+  beast::error_code ec;
+  tcp.expires_after(state->config.header_timeout);
+  const auto n = co_await tcp.async_read_some(buffer.prepare(4096),
+                                              asio::redirect_error(asio::use_awaitable, ec));
+  if (ec) co_return;
+  buffer.commit(n);
+  const auto* first = static_cast<const unsigned char*>(buffer.data().data());
+  if (*first != kTlsHandshakeRecord) {
+    auto res = make_error(http::status::bad_request,
+                          "this port speaks TLS: use https:// (or wss://)",
+                          "invalid_request_error", "tls_required");
+    res.set(http::field::server, kServerName);
+    res.keep_alive(false);
+    res.prepare_payload();
+    tcp.expires_after(std::chrono::seconds(2));
+    co_await http::async_write(tcp, res, asio::redirect_error(asio::use_awaitable, ec));
+    state->record("-", res.result_int(), 0.0);
+    tcp.socket().shutdown(tcp::socket::shutdown_send, ec);
+    tcp.socket().close(ec);
+    co_return;
+  }
+  TlsStream tls(std::move(tcp), *state->tls);
+  const auto used = co_await tls.async_handshake(
+      asio::ssl::stream_base::server, buffer.data(), asio::redirect_error(asio::use_awaitable, ec));
+  if (ec) {
+    spdlog::debug("TLS handshake failed: {}", ec.message());
+    beast::error_code cec;
+    beast::get_lowest_layer(tls).socket().close(cec);
+    co_return;
+  }
+  buffer.consume(used);
+  auto conn = std::make_shared<Connection<TlsStream>>(std::move(state), std::move(tls));
+  conn->buffer_ = std::move(buffer);
+  co_await conn->run();
+}
+
+}  // namespace
+
 void start_connection(std::shared_ptr<ServerState> state, tcp::socket socket) {
-  auto conn = std::make_shared<Connection>(std::move(state), std::move(socket));
+  if (state->tls) {
+    auto ex = socket.get_executor();
+    asio::co_spawn(ex, run_tls(std::move(state), std::move(socket)), log_failure);
+    return;
+  }
+  auto conn = std::make_shared<Connection<beast::tcp_stream>>(std::move(state),
+                                                              beast::tcp_stream(std::move(socket)));
   auto ex = conn->stream_.get_executor();
-  asio::co_spawn(ex, [conn]() -> asio::awaitable<void> { co_await conn->run(); },
-                 [](std::exception_ptr e) {
-                   if (!e) return;
-                   try {
-                     std::rethrow_exception(e);
-                   } catch (const std::exception& ex) {
-                     spdlog::error("connection coroutine failed: {}", ex.what());
-                   }
-                 });
+  asio::co_spawn(ex, [conn]() -> asio::awaitable<void> { co_await conn->run(); }, log_failure);
 }
 
 }  // namespace talkserve::net

@@ -11,6 +11,7 @@
 #include <stdexcept>
 
 #include "server_state.hpp"
+#include "tls_context.hpp"
 #include "talkserve/obs/metrics.hpp"
 
 namespace talkserve::net {
@@ -86,6 +87,7 @@ HttpServer::HttpServer(asio::io_context& ioc, HttpConfig config, const Router& r
     : impl_(std::make_shared<Impl>(ioc, std::move(config), router, metrics,
                                    std::move(admission))) {
   impl_->state->config.validate();
+  if (impl_->state->config.tls_enabled()) impl_->state->tls = make_tls_context(impl_->state->config);
 }
 
 HttpServer::~HttpServer() {

@@ -6,6 +6,43 @@
 #include <cctype>
 
 namespace talkserve::net {
+
+bool is_valid_utf8(std::string_view s) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const auto* end = p + s.size();
+  while (p < end) {
+    const unsigned char c = *p;
+    if (c < 0x80) {
+      ++p;
+      continue;
+    }
+    // Lead byte: the sequence length and the range its second byte must fall in, which
+    // rules out overlong forms, UTF-16 surrogates (ED A0..BF) and code points past U+10FFFF.
+    std::size_t len = 0;
+    unsigned char lo = 0x80, hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) {
+      len = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      len = 3;
+      if (c == 0xE0) lo = 0xA0;
+      if (c == 0xED) hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      len = 4;
+      if (c == 0xF0) lo = 0x90;
+      if (c == 0xF4) hi = 0x8F;
+    } else {
+      return false;
+    }
+    if (static_cast<std::size_t>(end - p) < len) return false;
+    if (p[1] < lo || p[1] > hi) return false;
+    for (std::size_t i = 2; i < len; ++i) {
+      if (p[i] < 0x80 || p[i] > 0xBF) return false;
+    }
+    p += len;
+  }
+  return true;
+}
+
 namespace {
 
 std::string lower(std::string_view s) {
@@ -137,11 +174,21 @@ std::optional<std::vector<FormPart>> form_data_of(const Request& req) {
     throw ApiError(400, e.what());
   }
   if (!boundary) return std::nullopt;
+  std::vector<FormPart> parts;
   try {
-    return parse_form_data(req.body(), *boundary);
+    parts = parse_form_data(req.body(), *boundary);
   } catch (const MultipartError& e) {
     throw ApiError(400, std::string("malformed multipart body: ") + e.what());
   }
+  // Text fields (no filename) end up in JSON answers, logs and prompts: invalid UTF-8 is
+  // refused here, once, instead of failing later as a 500 when a response is serialised.
+  for (const auto& part : parts) {
+    if (!part.filename && !is_valid_utf8(part.data)) {
+      throw ApiError(400, "form field '" + part.name + "' is not valid UTF-8", part.name,
+                     "invalid_utf8");
+    }
+  }
+  return parts;
 }
 
 }  // namespace talkserve::net

@@ -11,6 +11,10 @@
 #include <string>
 #include <unordered_map>
 
+namespace boost::asio::ssl {
+class context;
+}
+
 #include "talkserve/net/http_server.hpp"
 #include "talkserve/obs/metrics.hpp"
 
@@ -31,6 +35,8 @@ struct ServerState {
       : config(std::move(c)), router(r), metrics(m), admission(std::move(a)) {}
 
   const HttpConfig config;
+  // Set when the listener speaks TLS ([http] tls_cert / tls_key); shared by all handshakes.
+  std::shared_ptr<boost::asio::ssl::context> tls;
   const Router& router;
   obs::MetricsRegistry& metrics;
   const AdmissionHook admission;

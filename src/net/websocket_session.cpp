@@ -1,5 +1,6 @@
 // A WebSocket session: handshake, a read loop that pauses while the outgoing queue is full,
-// a writer that drains the bounded queue, Beast's ping keep-alive, and close codes.
+// a writer that drains the bounded queue, Beast's ping keep-alive, and close codes. A template
+// over the stream under the WebSocket: plain TCP (ws://) or TLS (wss://).
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -9,6 +10,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
 #include <spdlog/spdlog.h>
 
 #include "talkserve/net/websocket_session.hpp"
@@ -26,11 +28,15 @@ namespace {
 constexpr char kText = 'T';
 constexpr char kBinary = 'B';
 
+template <class Stream>
 class Session final : public WebSocketSession,
                       public LiveConnection,
-                      public std::enable_shared_from_this<Session> {
+                      public std::enable_shared_from_this<Session<Stream>> {
  public:
-  Session(std::shared_ptr<ServerState> state, beast::tcp_stream stream, RequestContext ctx,
+  using std::enable_shared_from_this<Session<Stream>>::shared_from_this;
+  using std::enable_shared_from_this<Session<Stream>>::weak_from_this;
+
+  Session(std::shared_ptr<ServerState> state, Stream stream, RequestContext ctx,
           std::shared_ptr<WebSocketHandler> handler)
       : state_(std::move(state)),
         ws_(std::move(stream)),
@@ -79,7 +85,7 @@ class Session final : public WebSocketSession,
   }
 
   std::shared_ptr<ServerState> state_;
-  websocket::stream<beast::tcp_stream> ws_;
+  websocket::stream<Stream> ws_;
   RequestContext ctx_;
   std::shared_ptr<WebSocketHandler> handler_;
   std::shared_ptr<StreamWriter> writer_;
@@ -90,7 +96,8 @@ class Session final : public WebSocketSession,
   websocket::close_reason close_reason_{websocket::close_code::normal};
 };
 
-asio::awaitable<void> Session::write_loop() {
+template <class Stream>
+asio::awaitable<void> Session<Stream>::write_loop() {
   auto self = shared_from_this();
   auto ec = co_await writer_->run();
   if (!ec && !closed_) {
@@ -104,7 +111,8 @@ asio::awaitable<void> Session::write_loop() {
   read_gate_.cancel();
 }
 
-asio::awaitable<void> Session::run(Request upgrade, beast::flat_buffer buffer) {
+template <class Stream>
+asio::awaitable<void> Session<Stream>::run(Request upgrade, beast::flat_buffer buffer) {
   auto self = shared_from_this();
   const auto& cfg = state_->config;
   const uint64_t id = state_->add(weak_from_this());
@@ -167,15 +175,14 @@ asio::awaitable<void> Session::run(Request upgrade, beast::flat_buffer buffer) {
   state_->remove(id);
 }
 
-}  // namespace
-
-void run_websocket(std::shared_ptr<ServerState> state, beast::tcp_stream stream, Request upgrade,
+template <class Stream>
+void start_session(std::shared_ptr<ServerState> state, Stream stream, Request upgrade,
                    RequestContext ctx, std::shared_ptr<WebSocketHandler> handler,
                    beast::flat_buffer buffer) {
   if (!handler) return;
   auto ex = stream.get_executor();
-  auto session = std::make_shared<Session>(std::move(state), std::move(stream), std::move(ctx),
-                                           std::move(handler));
+  auto session = std::make_shared<Session<Stream>>(std::move(state), std::move(stream),
+                                                   std::move(ctx), std::move(handler));
   asio::co_spawn(ex,
                  [session, upgrade = std::move(upgrade), buffer = std::move(buffer)]() mutable
                  -> asio::awaitable<void> {
@@ -189,6 +196,22 @@ void run_websocket(std::shared_ptr<ServerState> state, beast::tcp_stream stream,
                      spdlog::error("websocket session failed: {}", ex.what());
                    }
                  });
+}
+
+}  // namespace
+
+void run_websocket(std::shared_ptr<ServerState> state, beast::tcp_stream stream, Request upgrade,
+                   RequestContext ctx, std::shared_ptr<WebSocketHandler> handler,
+                   beast::flat_buffer buffer) {
+  start_session(std::move(state), std::move(stream), std::move(upgrade), std::move(ctx),
+                std::move(handler), std::move(buffer));
+}
+
+void run_websocket(std::shared_ptr<ServerState> state, TlsStream stream, Request upgrade,
+                   RequestContext ctx, std::shared_ptr<WebSocketHandler> handler,
+                   beast::flat_buffer buffer) {
+  start_session(std::move(state), std::move(stream), std::move(upgrade), std::move(ctx),
+                std::move(handler), std::move(buffer));
 }
 
 }  // namespace talkserve::net

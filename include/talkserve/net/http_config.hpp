@@ -24,8 +24,17 @@ struct HttpConfig {
   std::size_t stream_queue_limit = 256;           // SSE / WebSocket pending messages per client
   std::chrono::milliseconds ws_ping_interval{15'000};
   std::size_t ws_max_message_bytes = 4 * 1024 * 1024;
+  // TLS on the listener: PEM certificate chain and private key, both or neither. With them
+  // the port speaks only TLS (https://, wss://); a plain-HTTP request there gets a 400.
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_min_version = "1.2";  // "1.2" or "1.3"
 
-  // Throws std::invalid_argument naming the offending key ("http.port ...").
+  bool tls_enabled() const { return !tls_cert.empty(); }
+
+  // Throws std::invalid_argument naming the offending key ("http.port ..."). With TLS on it
+  // also loads the certificate and key, so a bad path or a key that does not match the
+  // certificate stops the server at start (exit 2) rather than at the first handshake.
   void validate() const;
 };
 

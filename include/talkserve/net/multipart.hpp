@@ -36,8 +36,13 @@ std::optional<std::string> form_data_boundary(std::string_view content_type);
 std::vector<FormPart> parse_form_data(std::string_view body, std::string_view boundary,
                                       std::size_t max_parts = 64);
 
+// True when `s` is well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing
+// past U+10FFFF).
+bool is_valid_utf8(std::string_view s);
+
 // The parts of a request whose body is multipart/form-data (views into req.body()), or
-// nullopt for any other Content-Type. Throws ApiError(400) for a bad boundary or body.
+// nullopt for any other Content-Type. Throws ApiError(400) for a bad boundary or body, and
+// for a text field (a part without a filename) that is not valid UTF-8.
 std::optional<std::vector<FormPart>> form_data_of(const Request& req);
 
 }  // namespace talkserve::net

@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include "talkserve/net/api_error.hpp"
 #include "talkserve/net/multipart.hpp"
 
 using namespace talkserve::net;
@@ -59,4 +60,42 @@ TEST_CASE("malformed multipart bodies are errors, not crashes") {
   many += "--B--";
   CHECK(parse_form_data(many, "B", 5).size() == 5);
   CHECK_THROWS_WITH(parse_form_data(many, "B", 4), Catch::Contains("too many"));
+}
+
+TEST_CASE("is_valid_utf8 accepts UTF-8 and refuses overlongs, surrogates and stray bytes",
+          "[net][multipart][utf8]") {
+  CHECK(is_valid_utf8(""));
+  CHECK(is_valid_utf8("plain ascii"));
+  CHECK(is_valid_utf8("caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80 \xF4\x8F\xBF\xBF"));
+  CHECK_FALSE(is_valid_utf8("\x80"));               // continuation without a lead
+  CHECK_FALSE(is_valid_utf8("caf\xC3"));            // truncated
+  CHECK_FALSE(is_valid_utf8("\xC0\xAF"));           // overlong '/'
+  CHECK_FALSE(is_valid_utf8("\xE0\x80\xAF"));       // overlong '/' in three bytes
+  CHECK_FALSE(is_valid_utf8("\xED\xA0\x80"));       // UTF-16 surrogate U+D800
+  CHECK_FALSE(is_valid_utf8("\xF4\x90\x80\x80"));   // past U+10FFFF
+  CHECK_FALSE(is_valid_utf8("\xFF\xFE"));
+}
+
+TEST_CASE("form_data_of refuses a text field that is not UTF-8 and allows binary files",
+          "[net][multipart][utf8]") {
+  auto request = [](std::string field) {
+    Request req{http::verb::post, "/v1/talk", 11};
+    req.set(http::field::content_type, "multipart/form-data; boundary=B");
+    req.body() = "--B\r\nContent-Disposition: form-data; name=\"text\"\r\n\r\n" + field +
+                 "\r\n--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.bin\"\r\n"
+                 "\r\n\xFF\xFE\x80\r\n--B--\r\n";
+    return req;
+  };
+  auto good = request("caf\xC3\xA9");
+  auto parts = form_data_of(good);
+  REQUIRE(parts);
+  CHECK(parts->size() == 2);
+  auto bad = request("caf\xC3");
+  try {
+    form_data_of(bad);
+    FAIL("no error for invalid UTF-8");
+  } catch (const ApiError& e) {
+    CHECK(e.status == 400);
+    CHECK(std::string(e.what()).find("'text' is not valid UTF-8") != std::string::npos);
+  }
 }
