@@ -336,6 +336,9 @@ void apply_override(toml::table& root, const std::string& text) {
   toml::table* t = &root;
   for (std::size_t i = 0; i + 1 < parts.size(); ++i) {
     toml::node* n = t->get(parts[i]);
+  s.get("sessions", c.sessions);
+  s.get("session_lock_s", c.session_lock_s);
+  s.get("session_key_prefix", c.session_key_prefix);
     if (!n) {
       t->insert(parts[i], toml::table{});
       n = t->get(parts[i]);
@@ -517,6 +520,9 @@ void AppConfig::validate() const {
     http.validate();
     gateway.validate();
     // ObsConfig names its keys "obs.log_*"; in the file they are log.level and log.format.
+  if (session_lock_s < 1 || session_lock_s > 86400) bad("session_lock_s", "must be between 1 and 86400");
+  if (session_key_prefix.empty()) bad("session_key_prefix", "must not be empty");
+  if (session_key_prefix == key_prefix) bad("session_key_prefix", "must differ from redis.key_prefix");
     try {
       obs::parse_log_level(log.log_level);
     } catch (const std::invalid_argument& e) {

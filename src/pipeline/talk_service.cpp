@@ -24,7 +24,9 @@
 #include "talkserve/cache/clip_key.hpp"
 #include "talkserve/cache/clip_routes.hpp"
 #ifdef TALKSERVE_HAVE_REDIS
+#include "talkserve/cache/redis_client.hpp"
 #include "talkserve/cache/tiered_clip_store.hpp"
+#include "talkserve/pipeline/redis_session_tier.hpp"
 #endif
 #include "talkserve/llm/chat_backend.hpp"
 #include "talkserve/llm/llm_service.hpp"
@@ -139,7 +141,11 @@ class Turn : public std::enable_shared_from_this<Turn> {
         emit_(std::move(emit)),
         done_(std::move(done)),
         t0_(SteadyClock::now()) {
-    voice_ = !req_.voice.empty() ? req_.voice : s_.cfg.voice;
+    // An explicit voice, else the session's (the last turn's, maybe on another replica), else
+    // the server's default.
+    voice_ = !req_.voice.empty()                                                  ? req_.voice
+             : !session_.voice.empty() && s_.tts->has_voice(session_.voice) ? session_.voice
+                                                                            : s_.cfg.voice;
   }
 
   void start() {
@@ -355,7 +361,7 @@ class Turn : public std::enable_shared_from_this<Turn> {
     emit_("audio", json{{"audio_url", url}, {"duration", seconds}});
     emit_("video", json{{"video_url", url}, {"cached", cached}, {"duration", seconds}});
     finished_ = true;
-    s_.sessions->end_turn(session_.id, transcript_, reply_);
+    s_.sessions->end_turn(session_.id, TurnRecord{transcript_, reply_, voice_, s_.avatar->id});
     json answer{{"session_id", session_.id},
                 {"transcript", transcript_},
                 {"reply", reply_},
@@ -424,14 +430,18 @@ class TalkService final : public app::Service {
       stages_.cache = std::move(disk);
     } else {
 #ifdef TALKSERVE_HAVE_REDIS
+      cache::RedisClientConfig client;
+      client.url = config.redis.url;
+      client.timeout = std::chrono::milliseconds(config.redis.timeout_ms);
+      redis_ = std::make_shared<cache::RedisClient>(client, &metrics_);
       cache::RedisClipTierConfig rc;
       rc.url = config.redis.url;
       rc.ttl = std::chrono::seconds(config.redis.clip_ttl_s);
       rc.max_entry_bytes = static_cast<std::uint64_t>(config.redis.max_clip_mb) << 20;
-      rc.timeout = std::chrono::milliseconds(config.redis.timeout_ms);
+      rc.timeout = client.timeout;
       rc.key_prefix = config.redis.key_prefix;
       stages_.cache = std::make_unique<cache::TieredClipStore>(
-          std::move(disk), std::make_unique<cache::RedisClipTier>(rc, &metrics_));
+          std::move(disk), std::make_unique<cache::RedisClipTier>(rc, redis_, &metrics_));
 #else
       throw std::runtime_error("redis.url: this build has no Redis tier (hiredis was not found)");
 #endif
@@ -440,7 +450,18 @@ class TalkService final : public app::Service {
     sc.idle_ttl = std::chrono::seconds(stages_.cfg.session_ttl_s);
     sc.max_sessions = static_cast<std::size_t>(stages_.cfg.max_sessions);
     sc.max_turns = static_cast<std::size_t>(stages_.cfg.max_history_turns);
-    stages_.sessions = std::make_unique<SessionStore>(sc, sched::steady_clock());
+    std::shared_ptr<SessionTier> shared_sessions;
+#ifdef TALKSERVE_HAVE_REDIS
+    if (redis_ && config.redis.sessions) {
+      RedisSessionTierConfig tc;
+      tc.key_prefix = config.redis.session_key_prefix;
+      tc.idle_ttl = sc.idle_ttl;
+      tc.lock_ttl = std::chrono::seconds(config.redis.session_lock_s);
+      shared_sessions = std::make_shared<RedisSessionTier>(tc, redis_, &metrics_);
+      spdlog::info("talk: sessions shared through Redis (keys {}<id>)", tc.key_prefix);
+    }
+#endif
+    stages_.sessions = std::make_unique<SessionStore>(sc, sched::steady_clock(), std::move(shared_sessions));
   }
 
   ~TalkService() override { stop(); }
@@ -538,14 +559,31 @@ class TalkService final : public app::Service {
         throw ApiError(400, "voice: '" + req.voice + "' is not a voice of " + stages_.tts->backend().name(),
                        "voice", "unknown_voice");
       }
-      std::string why;
-      session = stages_.sessions->begin_turn(req.session_id, &why);
-      if (!session) {
-        throw ApiError(req.session_id.empty() ? 503 : (why.find("in progress") != std::string::npos ? 409 : 404),
-                       why, "session_id");
-      }
     } catch (const ApiError& e) {
       error = e;
+    }
+    if (!error) {
+      // Off the I/O thread: with a shared session tier this asks Redis (up to its timeout).
+      struct Begun {
+        std::optional<Session> session;
+        std::string why;
+        SessionStore::Refusal refusal{};
+      };
+      auto begin = [this, id = req.session_id](auto callback) {
+        asio::post(control_pool_, [this, id, callback = std::move(callback)]() mutable {
+          Begun b;
+          b.session = stages_.sessions->begin_turn(id, &b.why, &b.refusal);
+          callback(std::move(b));
+        });
+      };
+      Begun begun = co_await net::await_callback<Begun>(std::move(begin));
+      session = std::move(begun.session);
+      if (!session) {
+        const int status = begun.refusal == SessionStore::Refusal::busy        ? 409
+                           : begun.refusal == SessionStore::Refusal::not_found ? 404
+                                                                               : 503;
+        error = ApiError(status, begun.why, "session_id");
+      }
     }
     if (error) co_return co_await ex.respond(net::error_response(*error, version));
 
@@ -624,6 +662,9 @@ class TalkService final : public app::Service {
   std::string models_dir_;
   obs::MetricsRegistry& metrics_;
   std::vector<app::Service*> others_;
+#ifdef TALKSERVE_HAVE_REDIS
+  std::shared_ptr<cache::RedisClient> redis_;  // shared by the clip and session tiers
+#endif
   Stages stages_;
   asio::thread_pool pool_{2};          // decoding, rendering and encoding of turns
   asio::thread_pool control_pool_{1};  // live sessions: VAD, control frames, stage callbacks

@@ -46,7 +46,8 @@ TEST_CASE("redis: a clip rendered by one replica is served cached by the other",
   auto clip_a = ca.get(url);
   REQUIRE(clip_a.status == 200);
   REQUIRE(clip_a.body.size() > 1000);
-  CHECK(redis.command("DBSIZE") == ":1");
+  const std::string clip_id = url.substr(url.rfind('/') + 1, 64);
+  CHECK(redis.command("EXISTS talkserve:clip:" + clip_id) == ":1");
 
   auto jb = talk_ok(cb, turn);
   INFO(b.diagnostics());
@@ -75,4 +76,48 @@ TEST_CASE("redis: a clip rendered by one replica is served cached by the other",
   CHECK(cb.get(jb2["video_url"].get<std::string>()).status == 200);
   CHECK(b.metrics().sum("talkserve_redis_errors_total") >= 1);
   CHECK(cb.get("/readyz").status == 200);
+}
+
+TEST_CASE("redis: a conversation started on one replica continues on the other",
+          "[talk][redis]") {
+  RedisServer redis;
+  Talkserve a(replica(redis));
+  Talkserve b(replica(redis));
+  auto ca = a.client(120s), cb = b.client(120s);
+  const json first{{"text", "Once upon a time there was a cat."}};
+  const std::string second_text = "What did the cat do next?";
+
+  // Turn 1 on A, turn 2 of the same session on B.
+  auto t1 = talk_ok(ca, first);
+  const std::string session = t1["session_id"];
+  auto t2 = talk_ok(cb, json{{"text", second_text}, {"session_id", session}});
+  CHECK(t2["session_id"] == session);
+  CHECK(b.metrics().value("talkserve_redis_session_loads_total", {{"result", "found"}}) == 1);
+
+  // B answered with A's history: the same two turns on A alone give the same reply (greedy).
+  auto s1 = talk_ok(ca, first);
+  CHECK(s1["reply"] == t1["reply"]);
+  auto s2 = talk_ok(ca, json{{"text", second_text}, {"session_id", s1["session_id"]}});
+  CHECK(s2["reply"] == t2["reply"]);
+
+  // A unknown session is still a 404 on both.
+  CHECK(cb.post_json("/v1/talk", json{{"text", "hi"}, {"session_id", "sess_nope"}}).status == 404);
+
+  // One turn at a time across replicas: while A streams a turn of the session, B refuses one.
+  SseStream running(ca, "/v1/talk", json{{"text", "Tell me more."}, {"session_id", session}, {"stream", true}});
+  REQUIRE(running.status() == 200);
+  REQUIRE(running.next_data());  // the session event: the turn holds the session
+  auto busy = cb.post_json("/v1/talk", json{{"text", "hello"}, {"session_id", session}});
+  INFO(busy.body);
+  CHECK(busy.status == 409);
+  running.read_all();
+  auto t4 = talk_ok(cb, json{{"text", "The end."}, {"session_id", session}});
+  CHECK(t4["session_id"] == session);
+
+  // Redis gone: A carries on with its own copy of the session (and new ones); nothing fails.
+  redis.kill();
+  auto t5 = talk_ok(ca, json{{"text", "Again?"}, {"session_id", session}});
+  CHECK(t5["session_id"] == session);
+  CHECK(talk_ok(ca, json{{"text", "A new story."}})["session_id"] != session);
+  CHECK(a.metrics().sum("talkserve_redis_session_skipped_total") >= 1);
 }
