@@ -201,6 +201,18 @@ void read_log(const toml::table& root, obs::ObsConfig& c) {
   s.finish();
 }
 
+void read_gpu(const toml::table& root, obs::GpuMonitorConfig& c) {
+  Section s(subtable(root, "gpu"), "gpu");
+  s.get("mode", c.mode);
+  s.get_ms("sample_interval_ms", c.sample_interval);
+  s.get("max_memory_fraction", c.max_memory_fraction);
+  s.get("max_temperature_c", c.max_temperature_c);
+  s.get("max_rss_mb", c.max_rss_mb);
+  s.get("memory_hysteresis", c.memory_hysteresis);
+  s.get("temperature_hysteresis_c", c.temperature_hysteresis_c);
+  s.finish();
+}
+
 void read_llm(const toml::table& root, LlmSection& c) {
   Section s(subtable(root, "llm"), "llm");
   s.get("enabled", c.enabled);
@@ -538,6 +550,7 @@ void AppConfig::validate() const {
     tts.validate();
     talk.validate();
     redis.validate();
+    gpu.validate();
   } catch (const std::invalid_argument& e) {
     throw ConfigError(e.what());
   }
@@ -568,7 +581,7 @@ AppConfig load_config(const std::string& path, const std::vector<std::string>& o
   }
   for (const auto& o : overrides) apply_override(root, o);
 
-  static const std::set<std::string> sections{"server", "http", "gateway", "log", "llm", "asr", "tts", "talk", "redis"};
+  static const std::set<std::string> sections{"server", "http", "gateway", "log", "llm", "asr", "tts", "talk", "redis", "gpu"};
   for (const auto& [k, v] : root) {
     if (!sections.count(std::string(k.str()))) {
       throw ConfigError(std::string(k.str()) + ": unknown section");
@@ -584,6 +597,7 @@ AppConfig load_config(const std::string& path, const std::vector<std::string>& o
   read_tts(root, c.tts);
   read_talk(root, c.talk);
   read_redis(root, c.redis);
+  read_gpu(root, c.gpu);
   c.validate();
   return c;
 }

@@ -19,6 +19,7 @@
 #include "talkserve/gateway/gateway.hpp"
 #include "talkserve/net/http_server.hpp"
 #include "talkserve/net/router.hpp"
+#include "talkserve/obs/gpu_monitor.hpp"
 #include "talkserve/obs/metrics.hpp"
 #include "talkserve/sched/clock.hpp"
 
@@ -60,6 +61,7 @@ struct ServerApp::Impl {
   obs::MetricsRegistry metrics;
   gateway::Gateway gateway;
   std::vector<std::unique_ptr<Service>> services;
+  std::unique_ptr<obs::ResourceMonitor> resources;  // null with gpu.mode = "off"
   net::Router router;
   asio::io_context ioc;
   std::atomic<bool> models_loaded{false};
@@ -81,7 +83,16 @@ int ServerApp::run() {
   auto& d = *impl_;
   const auto& cfg = d.config;
 
+  try {
+    d.resources = obs::make_resource_monitor(cfg.gpu, d.metrics);
+  } catch (const std::exception& e) {
+    spdlog::critical("{}", e.what());
+    return 1;
+  }
   SystemState system{[&d] { return d.ready(); }, [&d] { return d.draining.load(); }, &d.metrics};
+  system.resource_limit = [&d]() -> std::optional<std::string> {
+    return d.resources ? d.resources->not_ready_reason() : std::nullopt;
+  };
   register_system_routes(d.router, system);
   for (auto& s : d.services) s->register_routes(d.router);
   if (!cfg.http.static_dir.empty()) d.router.set_static_root(cfg.http.static_dir);
@@ -150,6 +161,9 @@ int ServerApp::run() {
     io_threads.emplace_back([&d] { d.ioc.run(); });
   }
 
+  // Sampled from now on, so /metrics shows memory while the models load.
+  if (d.resources) d.resources->start();
+
   // Model loading happens here, off the I/O threads; /healthz answers meanwhile and /readyz
   // says 503 until every service is ready.
   std::thread loader([&] {
@@ -183,6 +197,7 @@ int ServerApp::run() {
   }
   server.stop();  // WebSockets get 1001 going away
   for (auto& s : d.services) s->stop();
+  if (d.resources) d.resources->stop();
   // Give close frames and final chunks a moment to leave, then stop the loop.
   server.wait_closed(std::chrono::seconds(2));
   signals.cancel();

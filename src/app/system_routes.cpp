@@ -29,6 +29,14 @@ void register_system_routes(net::Router& router, SystemState state) {
         bool draining = state.draining();
         bool ready = state.ready();
         nlohmann::json body{{"status", ready ? "ready" : (draining ? "draining" : "loading")}};
+        // Loaded and serving, but a GPU or memory limit is exceeded: the load balancer should
+        // send new work elsewhere until the monitor sees it recover; the reason says which.
+        if (ready && state.resource_limit) {
+          if (auto reason = state.resource_limit()) {
+            ready = false;
+            body = {{"status", "resource_limit"}, {"reason", *reason}};
+          }
+        }
         auto res = net::make_json(ready ? http::status::ok : http::status::service_unavailable,
                                   body.dump(), ex.request().version());
         if (!ready) res.set(http::field::retry_after, "1");

@@ -10,6 +10,7 @@
 
 #include "talkserve/gateway/gateway_config.hpp"
 #include "talkserve/net/http_config.hpp"
+#include "talkserve/obs/gpu_monitor.hpp"
 #include "talkserve/obs/log.hpp"
 
 namespace talkserve::app {
@@ -150,6 +151,7 @@ struct AppConfig {
   TtsSection tts;
   TalkSection talk;
   RedisSection redis;
+  obs::GpuMonitorConfig gpu;  // [gpu]: resource monitor and readiness limits
   void validate() const;
 };
 
