@@ -50,6 +50,21 @@ std::optional<std::uint64_t> process_resident_bytes() {
   return resident * static_cast<std::uint64_t>(page);
 }
 
+std::unique_ptr<ResourceMonitor> make_resource_monitor(const GpuMonitorConfig& config,
+                                                       MetricsRegistry& registry) {
+  if (config.mode == "off") return nullptr;
+  std::string why;
+  auto nvml = open_nvml_provider("libnvidia-ml.so.1", &why);
+  if (nvml) {
+    spdlog::info("gpu: monitoring through {}", nvml->description());
+  } else if (config.mode == "nvml") {
+    throw std::runtime_error("gpu.mode is \"nvml\" but NVML is unavailable: " + why);
+  } else {
+    spdlog::info("gpu: NVML not available ({}); reporting process memory only", why);
+  }
+  return std::make_unique<ResourceMonitor>(config, registry, std::move(nvml));
+}
+
 struct ResourceMonitor::GpuGauges {
   Gauge* memory_used;
   Gauge* memory_total;

@@ -70,6 +70,12 @@ class GpuProvider {
 std::unique_ptr<GpuProvider> open_nvml_provider(const std::string& library,
                                                 std::string* why_absent);
 
+// The monitor `config.mode` asks for, providers opened: nullptr for "off"; for "auto" NVML
+// when libnvidia-ml.so.1 loads, else process memory only (logged once, at info); for "nvml"
+// std::runtime_error saying why NVML is unavailable. Does not start sampling.
+std::unique_ptr<class ResourceMonitor> make_resource_monitor(const GpuMonitorConfig& config,
+                                                             MetricsRegistry& registry);
+
 // This process's resident set size in bytes, from /proc/self/statm; nullopt if unreadable.
 std::optional<std::uint64_t> process_resident_bytes();
 
