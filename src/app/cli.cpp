@@ -6,13 +6,15 @@ namespace talkserve::app {
 
 std::string usage_text() {
   return "usage: talkserve [--config FILE] [--set section.key=value]... [--check-config]\n"
-         "                 [--version] [--help]\n"
+         "                 [--version] [--help] [--hash-key]\n"
          "\n"
          "  --config FILE        TOML configuration (see config/talkserve.toml)\n"
          "  --set KEY=VALUE      override one key, e.g. --set http.port=9000 (repeatable)\n"
          "  --check-config       validate the configuration and exit (0 ok, 2 bad)\n"
          "  --version            print the version and exit\n"
          "  --help               print this help and exit\n"
+         "  --hash-key           read an API key on stdin, print sha256:<hex> for the keys\n"
+         "                       file (or key_sha256) and exit; the secret is not stored\n"
          "\n"
          "Exit status: 0 after a clean shutdown, 1 on a runtime failure, 2 on bad usage or\n"
          "configuration.\n";
@@ -36,6 +38,8 @@ CliParse parse_cli(int argc, const char* const* argv) {
       o.show_help = true;
     } else if (a == "--version") {
       o.show_version = true;
+    } else if (a == "--hash-key") {
+      o.hash_key = true;
     } else if (a == "--check-config") {
       o.check_config = true;
     } else if (a == "--config" || a.starts_with("--config=")) {

@@ -13,6 +13,7 @@ struct CliOptions {
   bool check_config = false;
   bool show_version = false;
   bool show_help = false;
+  bool hash_key = false;  // read an API key on stdin, print its keys-file form and exit
 };
 
 // Returns the options, or an error message for bad usage (exit status 2).

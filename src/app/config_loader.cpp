@@ -134,6 +134,9 @@ void read_http(const toml::table& root, net::HttpConfig& c) {
   s.get("stream_queue_limit", c.stream_queue_limit);
   s.get_ms("ws_ping_interval_ms", c.ws_ping_interval);
   s.get("ws_max_message_bytes", c.ws_max_message_bytes);
+  s.get("tls_cert", c.tls_cert);
+  s.get("tls_key", c.tls_key);
+  s.get("tls_min_version", c.tls_min_version);
   s.finish();
 }
 
@@ -145,6 +148,7 @@ void read_tier(const toml::table* tiers, std::string_view name, gateway::TierLim
   Section s(n->as_table(), "gateway.tiers." + std::string(name));
   s.get("rate_per_s", limits.rate_per_s);
   s.get("burst", limits.burst);
+  s.get("requests_per_day", limits.requests_per_day);
   s.finish();
 }
 
@@ -153,6 +157,9 @@ void read_gateway(const toml::table& root, gateway::GatewayConfig& c) {
   Section s(t, "gateway");
   s.get("keys_file", c.keys_file);
   s.get("max_in_flight", c.max_in_flight);
+  int64_t quota_window_s = c.quota_window.count();
+  s.get("quota_window_s", quota_window_s);
+  c.quota_window = std::chrono::seconds(quota_window_s);
   if (const toml::node* tiers = s.find("tiers")) {
     if (!tiers->is_table()) s.fail("tiers", "must be a table");
     Section ts(tiers->as_table(), "gateway.tiers");
@@ -187,6 +194,9 @@ void read_gateway(const toml::table& root, gateway::GatewayConfig& c) {
       ks.get("burst", burst);
       if (kt->get("rate_per_s")) k.rate_per_s = rate;
       if (kt->get("burst")) k.burst = burst;
+      std::uint64_t quota = 0;
+      ks.get("requests_per_day", quota);
+      if (kt->get("requests_per_day")) k.requests_per_day = quota;
       ks.finish();
       c.keys.push_back(std::move(k));
     }
@@ -326,6 +336,9 @@ void read_redis(const toml::table& root, RedisSection& c) {
   s.get("max_clip_mb", c.max_clip_mb);
   s.get("timeout_ms", c.timeout_ms);
   s.get("key_prefix", c.key_prefix);
+  s.get("sessions", c.sessions);
+  s.get("session_lock_s", c.session_lock_s);
+  s.get("session_key_prefix", c.session_key_prefix);
   s.finish();
 }
 
@@ -348,9 +361,6 @@ void apply_override(toml::table& root, const std::string& text) {
   toml::table* t = &root;
   for (std::size_t i = 0; i + 1 < parts.size(); ++i) {
     toml::node* n = t->get(parts[i]);
-  s.get("sessions", c.sessions);
-  s.get("session_lock_s", c.session_lock_s);
-  s.get("session_key_prefix", c.session_key_prefix);
     if (!n) {
       t->insert(parts[i], toml::table{});
       n = t->get(parts[i]);
@@ -510,6 +520,9 @@ void RedisSection::validate() const {
   if (max_clip_mb < 1 || max_clip_mb > 512) bad("max_clip_mb", "must be between 1 and 512");
   if (timeout_ms < 1 || timeout_ms > 60000) bad("timeout_ms", "must be between 1 and 60000");
   if (key_prefix.empty()) bad("key_prefix", "must not be empty");
+  if (session_lock_s < 1 || session_lock_s > 86400) bad("session_lock_s", "must be between 1 and 86400");
+  if (session_key_prefix.empty()) bad("session_key_prefix", "must not be empty");
+  if (session_key_prefix == key_prefix) bad("session_key_prefix", "must differ from redis.key_prefix");
   if (url.empty()) return;
 #ifdef TALKSERVE_HAVE_REDIS
   try {
@@ -532,9 +545,6 @@ void AppConfig::validate() const {
     http.validate();
     gateway.validate();
     // ObsConfig names its keys "obs.log_*"; in the file they are log.level and log.format.
-  if (session_lock_s < 1 || session_lock_s > 86400) bad("session_lock_s", "must be between 1 and 86400");
-  if (session_key_prefix.empty()) bad("session_key_prefix", "must not be empty");
-  if (session_key_prefix == key_prefix) bad("session_key_prefix", "must differ from redis.key_prefix");
     try {
       obs::parse_log_level(log.log_level);
     } catch (const std::invalid_argument& e) {

@@ -2,11 +2,14 @@
 
 #include <cstdio>
 #include <exception>
+#include <iostream>
+#include <string>
 #include <spdlog/spdlog.h>
 
 #include "cli.hpp"
 #include "server_app.hpp"
 #include "talkserve/app/config.hpp"
+#include "talkserve/gateway/api_key.hpp"
 
 int main(int argc, char** argv) {
   using namespace talkserve::app;
@@ -18,6 +21,22 @@ int main(int argc, char** argv) {
   const auto& opts = *cli.options;
   if (opts.show_help) {
     std::fputs(usage_text().c_str(), stdout);
+    return 0;
+  }
+  if (opts.hash_key) {
+    // The key comes on stdin, not argv, so it does not land in the shell history or `ps`.
+    std::string key;
+    std::getline(std::cin, key);
+    if (!key.empty() && key.back() == '\r') key.pop_back();
+    bool printable = !key.empty();
+    for (unsigned char c : key) printable = printable && c > 0x20 && c < 0x7f;
+    if (!printable) {
+      std::fprintf(stderr,
+                   "talkserve: --hash-key: expected one API key on stdin (printable ASCII, no "
+                   "spaces)\n");
+      return 2;
+    }
+    std::printf("sha256:%s\n", talkserve::gateway::sha256_hex(key).c_str());
     return 0;
   }
   if (opts.show_version) {

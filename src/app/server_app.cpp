@@ -129,7 +129,8 @@ int ServerApp::run() {
     return 1;
   }
   // The actual port on one line, machine-readable, so tests and scripts can find it.
-  spdlog::info("listening on http://{}:{}", cfg.http.host, port);
+  spdlog::info("listening on {}://{}:{}", cfg.http.tls_enabled() ? "https" : "http", cfg.http.host,
+               port);
   std::printf("talkserve listening on %s:%u\n", cfg.http.host.c_str(), static_cast<unsigned>(port));
   std::fflush(stdout);
 
