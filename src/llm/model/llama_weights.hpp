@@ -11,34 +11,9 @@
 #include <string>
 #include <vector>
 
+#include "llm/model/checkpoint_headers.hpp"  // LlamaHyperParams, check_hyper_params
+
 namespace talkserve::llm::detail {
-
-struct RopeScaling {
-  std::string type;  // "" (none) | "linear" | "llama3"
-  double factor = 1.0;
-  double low_freq_factor = 1.0;
-  double high_freq_factor = 4.0;
-  int original_max_position = 8192;
-};
-
-struct LlamaHyperParams {
-  std::string architecture;  // "llama2c" | "LlamaForCausalLM" | "Qwen2ForCausalLM" | ...
-  int dim = 0;
-  int hidden_dim = 0;
-  int n_layers = 0;
-  int n_heads = 0;
-  int n_kv_heads = 0;
-  int head_dim = 0;
-  int vocab_size = 0;
-  int max_seq_len = 0;
-  double rms_eps = 1e-5;
-  double rope_theta = 10000.0;
-  RopeScaling rope_scaling;
-  bool qkv_bias = false;
-  bool tied_embeddings = false;
-  int bos_id = 1;
-  int eos_id = 2;
-};
 
 struct LlamaLayerWeights {
   torch::Tensor attn_norm;   // [dim]
@@ -57,10 +32,6 @@ struct LlamaWeights {
   torch::Tensor final_norm;  // [dim]
   torch::Tensor wcls;        // [vocab, dim]; shares storage with embedding when tied
 };
-
-// Checks hyper-parameter consistency (divisibility, ranges); throws std::runtime_error
-// prefixed with `source`.
-void check_hyper_params(const LlamaHyperParams& hp, const std::string& source);
 
 // Reads a llama2.c legacy checkpoint. Throws std::runtime_error naming the file.
 LlamaWeights load_llama2c_checkpoint(const std::string& path);

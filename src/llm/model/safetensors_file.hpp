@@ -1,8 +1,9 @@
 #pragma once
 // One .safetensors file: u64 little-endian header length N, N bytes of JSON
 // {name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {...}}, then the data.
-// The header is validated completely on open (offsets inside the file, sizes matching
-// shapes), so reads afterwards cannot run past the end or allocate from a bad shape.
+// The header is validated completely on open (parse_safetensors_header: offsets inside the
+// file, sizes matching shapes), so reads afterwards cannot run past the end or allocate from a
+// bad shape.
 
 #include <torch/torch.h>
 
@@ -12,15 +13,9 @@
 #include <vector>
 
 #include "llm/model/binary_reader.hpp"
+#include "llm/model/checkpoint_headers.hpp"
 
 namespace talkserve::llm::detail {
-
-struct SafetensorsEntry {
-  std::string dtype;  // F32 | F16 | BF16
-  std::vector<int64_t> shape;
-  std::uint64_t begin = 0;  // absolute file offsets
-  std::uint64_t end = 0;
-};
 
 class SafetensorsFile {
  public:

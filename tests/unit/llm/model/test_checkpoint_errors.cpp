@@ -96,6 +96,13 @@ TEST_CASE("broken safetensors checkpoints fail clearly", "[llm][model][errors][s
     write_file(dir.file("model.safetensors"), safetensors_bytes(t));
     CHECK_THROWS_WITH(load_model(cfg_for(dir.path())), Catch::Contains("do not match its shape"));
   }
+  SECTION("a shape whose element count wraps around 64 bits") {
+    // 2^24 x 2^40 elements: the product wraps to 0, which matched the 0 data bytes.
+    std::map<std::string, RawTensor> t;
+    t["x"] = {"F32", {int64_t{1} << 24, int64_t{1} << 40}, std::string()};
+    write_file(dir.file("model.safetensors"), safetensors_bytes(t));
+    CHECK_THROWS_WITH(load_model(cfg_for(dir.path())), Catch::Contains("x is implausibly large"));
+  }
   SECTION("an unsupported dtype") {
     std::map<std::string, RawTensor> t;
     t["x"] = {"I64", {2}, std::string(16, '\0')};
