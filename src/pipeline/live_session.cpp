@@ -11,9 +11,11 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "frame_pipeline.hpp"
+#include "live_messages.hpp"
 #include "talkserve/media/resampler.hpp"
 #include "talkserve/net/api_error.hpp"
 #include "talkserve/net/websocket_session.hpp"
@@ -29,15 +31,9 @@ using nlohmann::json;
 using SteadyClock = std::chrono::steady_clock;
 using Strand = asio::strand<asio::thread_pool::executor_type>;
 
-// WebSocket close codes (RFC 6455).
-constexpr std::uint16_t kCloseGoingAway = 1001;
-constexpr std::uint16_t kCloseInvalidData = 1007;
-constexpr std::uint16_t kClosePolicy = 1008;
-
 // Binary frame kinds and header layout (docs/protocol.md).
 enum class FrameKind : std::uint8_t { audio = 1, video_init = 2, video_segment = 3 };
 constexpr std::size_t kHeaderBytes = 12;
-constexpr std::size_t kMaxTextBytes = 8192;
 
 void put_u32(std::string& out, std::size_t at, std::uint32_t v) {
   for (int i = 0; i < 4; ++i) out[at + i] = static_cast<char>((v >> (8 * i)) & 0xff);
@@ -65,13 +61,6 @@ std::string pcm16(std::span<const float> samples) {
   return out;
 }
 
-json error_event(const ApiError& e, std::optional<std::uint32_t> response_id = std::nullopt) {
-  json err{{"message", e.what()}, {"type", e.type}, {"code", e.code.empty() ? json(nullptr) : json(e.code)}};
-  if (!e.param.empty()) err["param"] = e.param;
-  json out{{"type", "error"}, {"error", std::move(err)}};
-  if (response_id) out["response_id"] = *response_id;
-  return out;
-}
 
 double ms_since(SteadyClock::time_point t0) {
   return std::chrono::duration<double, std::milli>(SteadyClock::now() - t0).count();
@@ -339,12 +328,6 @@ class LiveResponse : public std::enable_shared_from_this<LiveResponse> {
   json timings_ = json::object();
 };
 
-// A protocol violation: close code and message.
-struct ProtocolError {
-  std::uint16_t code;
-  ApiError error;
-};
-
 class LiveSession final : public net::WebSocketHandler,
                           public std::enable_shared_from_this<LiveSession> {
  public:
@@ -401,7 +384,7 @@ class LiveSession final : public net::WebSocketHandler,
 
  private:
   // ---- sending -------------------------------------------------------------------------
-  void send_event(const json& event) { send(event.dump(), false); }
+  void send_event(const json& event) { send(event_text(event), false); }
   void send(std::string bytes, bool binary) {
     auto ws = ws_;
     if (!ws) return;
@@ -433,7 +416,7 @@ class LiveSession final : public net::WebSocketHandler,
     ResponseOutput out;
     out.event = [ws, weak](const json& e) {
       if (auto w = ws.lock()) {
-        if (w->send_text(e.dump()) == net::PushResult::full) slow_client(weak);
+        if (w->send_text(event_text(e)) == net::PushResult::full) slow_client(weak);
       }
     };
     out.binary = [ws, weak](std::string bytes) {
@@ -460,56 +443,24 @@ class LiveSession final : public net::WebSocketHandler,
   }
 
   void on_control(const std::string& data) {
-    json msg;
-    try {
-      msg = json::parse(data);
-    } catch (const json::exception& e) {
-      throw ProtocolError{kCloseInvalidData,
-                          ApiError(400, std::string("frame is not valid JSON: ") + e.what(), {}, "invalid_json")};
-    }
-    if (!msg.is_object()) {
-      throw ProtocolError{kCloseInvalidData, ApiError(400, "frame must be a JSON object", {}, "invalid_json")};
-    }
-    auto type_it = msg.find("type");
-    if (type_it == msg.end() || !type_it->is_string()) throw policy("type: a string is required", "type");
-    const std::string type = type_it->get<std::string>();
-    if (type == "session.start") return start_session(msg);
-    if (type != "input.text" && type != "input.audio.commit" && type != "response.cancel") {
-      throw policy("type: unknown message type '" + type + "'", "type", "unknown_type");
-    }
-    if (!started_) throw policy("'" + type + "' before session.start", "type");
-    if (type == "input.text") {
-      auto it = msg.find("text");
-      if (it == msg.end() || !it->is_string()) throw policy("text: a string is required", "text");
-      std::string text = it->get<std::string>();
-      if (text.find_first_not_of(" \t\r\n") == std::string::npos) throw policy("text: must not be empty", "text");
-      if (text.size() > kMaxTextBytes) throw policy("text: longer than 8192 bytes", "text");
-      return start_response("text", std::move(text));
-    }
-    if (type == "input.audio.commit") return commit_audio();
+    const ClientMessage msg = parse_client_message(data, started_);
+    if (const auto* start = std::get_if<SessionStart>(&msg)) return start_session(*start);
+    if (const auto* input = std::get_if<InputText>(&msg)) return start_response("text", input->text);
+    if (std::holds_alternative<AudioCommit>(msg)) return commit_audio();
     if (response_) response_->cancel("client");  // response.cancel
   }
 
-  void start_session(const json& msg) {
-    if (started_) throw policy("session.start: the session has already started");
-    std::string session_id;
-    if (auto it = msg.find("session_id"); it != msg.end() && !it->is_null()) {
-      if (!it->is_string()) throw policy("session_id: must be a string", "session_id");
-      session_id = it->get<std::string>();
-    }
+  void start_session(const SessionStart& start) {
+    const std::string& session_id = start.session_id;
     voice_ = s_.cfg.voice;
-    if (auto it = msg.find("voice"); it != msg.end() && !it->is_null()) {
-      if (!it->is_string()) throw policy("voice: must be a string", "voice");
-      voice_ = it->get<std::string>();
+    if (start.voice) {
+      voice_ = *start.voice;
       if (!s_.tts->has_voice(voice_)) {
         throw policy("voice: '" + voice_ + "' is not a voice of " + s_.tts->backend().name(), "voice",
                      "unknown_voice");
       }
     }
-    if (auto it = msg.find("video"); it != msg.end() && !it->is_null()) {
-      if (!it->is_boolean()) throw policy("video: must be true or false", "video");
-      video_ = it->get<bool>();
-    }
+    if (start.video) video_ = *start.video;
     // Creates the session (or checks the given one exists) without holding it: each response
     // takes it for its turn.
     std::string why;
@@ -550,18 +501,9 @@ class LiveSession final : public net::WebSocketHandler,
   // ---- audio in ------------------------------------------------------------------------------
   void on_audio(const std::string& data) {
     if (!started_) throw policy("audio before session.start");
-    if (data.size() % 2 != 0) {
-      throw ProtocolError{kCloseInvalidData,
-                          ApiError(400, "audio frames are PCM16: an even number of bytes", {}, "invalid_audio")};
-    }
+    const std::vector<float> samples = decode_pcm16_frame(data);  // 1007 for an odd length
     if (s_.asr == nullptr) throw policy("spoken input needs speech recognition (asr.enabled)", {}, "asr_disabled");
-    const std::size_t n = data.size() / 2;
-    std::vector<float> samples(n);
-    for (std::size_t i = 0; i < n; ++i) {
-      const auto lo = static_cast<std::uint8_t>(data[2 * i]);
-      const auto hi = static_cast<std::uint8_t>(data[2 * i + 1]);
-      samples[i] = static_cast<std::int16_t>(lo | (hi << 8)) / 32768.0f;
-    }
+    const std::size_t n = samples.size();
     audio_.insert(audio_.end(), samples.begin(), samples.end());
     received_ += n;
     if (vad_) {
