@@ -11,6 +11,28 @@ if(TALKSERVE_SANITIZE)
   target_link_options(talkserve_options INTERFACE -fsanitize=${_ts_san})
 endif()
 
+# libFuzzer builds: every talkserve target gets coverage instrumentation plus ASan and UBSan
+# (UBSan aborts, so the fuzzer records the input); fuzz/ links the targets with -fsanitize=fuzzer.
+if(TALKSERVE_FUZZ)
+  if(NOT CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
+    message(FATAL_ERROR "TALKSERVE_FUZZ needs clang (libFuzzer): configure with "
+                        "-DCMAKE_CXX_COMPILER=clang++ (Debian: clang, libclang-rt-14-dev)")
+  endif()
+  if(TALKSERVE_SANITIZE)
+    message(FATAL_ERROR "TALKSERVE_FUZZ brings its own sanitizers; leave TALKSERVE_SANITIZE empty")
+  endif()
+  target_compile_options(talkserve_options INTERFACE
+    -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
+    -fno-omit-frame-pointer
+    # clang 14's -fsanitize=function puts prologue data in coroutine functions that the
+    # assembler rejects ("Cannot represent a difference across sections").
+    -fno-sanitize=function)
+  target_link_options(talkserve_options INTERFACE -fsanitize=address,undefined)
+  # Boost 1.74 enables co_await for clang only with libc++'s <experimental/coroutine>; clang 14
+  # with libstdc++ 12's <coroutine> works (BOOST_ASIO_HAS_STD_COROUTINE is detected already).
+  target_compile_definitions(talkserve_options INTERFACE BOOST_ASIO_HAS_CO_AWAIT=1)
+endif()
+
 if(TALKSERVE_WITH_CUDA)
   target_compile_definitions(talkserve_options INTERFACE TALKSERVE_WITH_CUDA=1)
 endif()

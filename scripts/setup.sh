@@ -61,6 +61,8 @@ PACKAGES=(
   redis-server    # the Redis tier's unit and integration tests start a private one
   python3-yaml    # deploy/kubernetes/check-manifests.py (CTest deploy_kubernetes_manifests)
   chromium  # the demo page's end-to-end test (tests/e2e, headless, driven by playwright-core)
+  clang               # scripts/fuzz.sh: the libFuzzer targets in fuzz/ build with clang
+  libclang-rt-14-dev  # libFuzzer and clang's sanitizer runtimes
 )
 # Node.js and npm run the end-to-end tests with the official OpenAI SDK. A node installed
 # another way (e.g. NodeSource, whose nodejs conflicts with Debian's npm) is kept as it is.
