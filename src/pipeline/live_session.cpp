@@ -267,7 +267,7 @@ class LiveResponse : public std::enable_shared_from_this<LiveResponse> {
   void complete_locked() {
     over_ = true;
     timings_["total_ms"] = ms_since(t0_);
-    s_.sessions->end_turn(session_.id, user_text_, reply_);
+    s_.sessions->end_turn(session_.id, TurnRecord{user_text_, reply_, voice_, s_.live_avatar->id});
     out_.event(json{{"type", "response.done"},
                     {"response_id", id_},
                     {"audio_seconds", static_cast<double>(audio_samples_) / kOutputRate},
@@ -464,12 +464,18 @@ class LiveSession final : public net::WebSocketHandler,
     // Creates the session (or checks the given one exists) without holding it: each response
     // takes it for its turn.
     std::string why;
-    auto session = s_.sessions->begin_turn(session_id, &why);
+    SessionStore::Refusal refusal{};
+    auto session = s_.sessions->begin_turn(session_id, &why, &refusal);
     if (!session) {
+      if (refusal == SessionStore::Refusal::busy) {
+        throw ProtocolError{kClosePolicy, ApiError(409, why, "session_id", "session_busy")};
+      }
       throw ProtocolError{kClosePolicy, ApiError(session_id.empty() ? 503 : 404, why, "session_id",
                                                  session_id.empty() ? "too_many_sessions" : "session_not_found")};
     }
     s_.sessions->abort_turn(session->id);
+    // A session continued here (maybe started on another replica) keeps its voice.
+    if (!start.voice && !session->voice.empty() && s_.tts->has_voice(session->voice)) voice_ = session->voice;
     session_id_ = session->id;
     started_ = true;
     const auto* vad = s_.asr ? s_.asr->vad_model() : nullptr;
