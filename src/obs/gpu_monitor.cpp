@@ -1,10 +1,10 @@
 #include "talkserve/obs/gpu_monitor.hpp"
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <fstream>
-#include <spdlog/spdlog.h>
 #include <stdexcept>
 
 #include "talkserve/obs/metrics.hpp"
@@ -74,8 +74,12 @@ struct ResourceMonitor::GpuGauges {
 
 namespace {
 
-std::string percent(double fraction) { return fmt::format("{:.1f}%", fraction * 100); }
-std::string mib(std::uint64_t bytes) { return fmt::format("{} MiB", bytes >> 20); }
+std::string percent(double fraction) {
+  return fmt::format("{:.1f}%", fraction * 100);
+}
+std::string mib(std::uint64_t bytes) {
+  return fmt::format("{} MiB", bytes >> 20);
+}
 
 }  // namespace
 
@@ -101,7 +105,9 @@ ResourceMonitor::ResourceMonitor(GpuMonitorConfig config, MetricsRegistry& regis
   rss_metrics_ = limit_metrics("process_memory");
 }
 
-ResourceMonitor::~ResourceMonitor() { stop(); }
+ResourceMonitor::~ResourceMonitor() {
+  stop();
+}
 
 ResourceMonitor::GpuGauges& ResourceMonitor::gauges_for(const GpuSample& s) {
   while (gpu_gauges_.size() <= s.index) {
@@ -118,8 +124,9 @@ ResourceMonitor::GpuGauges& ResourceMonitor::gauges_for(const GpuSample& s) {
   }
   auto& g = *gpu_gauges_[s.index];
   if (!s.name.empty()) {
-    registry_.gauge("talkserve_gpu_info", "GPU model names (value always 1).",
-                    {{"gpu", std::to_string(s.index)}, {"name", s.name}})
+    registry_
+        .gauge("talkserve_gpu_info", "GPU model names (value always 1).",
+               {{"gpu", std::to_string(s.index)}, {"name", s.name}})
         .set(1);
   }
   return g;
@@ -149,7 +156,8 @@ void ResourceMonitor::sample_gpus() {
     if (provider_failed_) spdlog::info("gpu: {} answers again", provider_->description());
     provider_failed_ = false;
   } catch (const std::exception& e) {
-    if (!provider_failed_) spdlog::warn("gpu: sampling failed: {} (keeping the last values)", e.what());
+    if (!provider_failed_)
+      spdlog::warn("gpu: sampling failed: {} (keeping the last values)", e.what());
     provider_failed_ = true;
     return;
   }
@@ -163,8 +171,8 @@ void ResourceMonitor::sample_gpus() {
     if (s.temperature_c) g.temperature->set(*s.temperature_c);
 
     if (max_mem > 0 && s.memory_used_bytes && s.memory_total_bytes && *s.memory_total_bytes > 0) {
-      const double frac = static_cast<double>(*s.memory_used_bytes) /
-                          static_cast<double>(*s.memory_total_bytes);
+      const double frac =
+          static_cast<double>(*s.memory_used_bytes) / static_cast<double>(*s.memory_total_bytes);
       evaluate(memory_limits_[s.index], gpu_memory_metrics_, frac > max_mem,
                frac <= max_mem - config_.memory_hysteresis,
                fmt::format("gpu {} memory {} of {} (gpu.max_memory_fraction {})", s.index,
@@ -172,10 +180,10 @@ void ResourceMonitor::sample_gpus() {
     }
     if (max_temp > 0 && s.temperature_c) {
       const double t = *s.temperature_c;
-      evaluate(temperature_limits_[s.index], gpu_temperature_metrics_, t > max_temp,
-               t <= max_temp - config_.temperature_hysteresis_c,
-               fmt::format("gpu {} temperature {} C (gpu.max_temperature_c {})", s.index, t,
-                           max_temp));
+      evaluate(
+          temperature_limits_[s.index], gpu_temperature_metrics_, t > max_temp,
+          t <= max_temp - config_.temperature_hysteresis_c,
+          fmt::format("gpu {} temperature {} C (gpu.max_temperature_c {})", s.index, t, max_temp));
     }
   }
 }
@@ -187,10 +195,9 @@ void ResourceMonitor::sample_process() {
   if (config_.max_rss_mb <= 0) return;
   const double limit = static_cast<double>(config_.max_rss_mb) * (1 << 20);
   const double value = static_cast<double>(*rss);
-  evaluate(rss_limit_, rss_metrics_, value > limit,
-           value <= limit * (1 - config_.memory_hysteresis),
-           fmt::format("process resident memory {} (gpu.max_rss_mb {})", mib(*rss),
-                       config_.max_rss_mb));
+  evaluate(
+      rss_limit_, rss_metrics_, value > limit, value <= limit * (1 - config_.memory_hysteresis),
+      fmt::format("process resident memory {} (gpu.max_rss_mb {})", mib(*rss), config_.max_rss_mb));
 }
 
 void ResourceMonitor::publish_reasons() {

@@ -59,8 +59,8 @@ TEST_CASE("gpu monitor: /metrics reports the process's resident memory", "[integ
 
 TEST_CASE("gpu monitor: a process memory limit below the RSS makes /readyz 503 with the reason",
           "[integration][gpu]") {
-  Talkserve server(light({"--set", "gpu.max_rss_mb=1", "--set", "gpu.sample_interval_ms=100"},
-                         false));
+  Talkserve server(
+      light({"--set", "gpu.max_rss_mb=1", "--set", "gpu.sample_interval_ms=100"}, false));
   auto client = server.client();
   HttpResponse last;
   // Loading first ("loading"), then, with the model in, the limit ("resource_limit").

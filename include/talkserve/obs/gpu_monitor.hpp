@@ -34,12 +34,12 @@ struct GpuMonitorConfig {
   // "nvml": NVML is required (start fails without it); "off": no monitor, no thresholds.
   std::string mode = "auto";
   std::chrono::milliseconds sample_interval{5000};
-  double max_memory_fraction = 0;     // GPU memory used/total above this: not ready (0 = off)
-  int max_temperature_c = 0;          // GPU temperature above this: not ready (0 = off)
-  int max_rss_mb = 0;                 // process resident memory above this: not ready (0 = off)
+  double max_memory_fraction = 0;  // GPU memory used/total above this: not ready (0 = off)
+  int max_temperature_c = 0;       // GPU temperature above this: not ready (0 = off)
+  int max_rss_mb = 0;              // process resident memory above this: not ready (0 = off)
   // Recovery needs the value to fall this far below the limit, so a reading that hovers at
   // the limit does not flap readiness (and the log) on every sample.
-  double memory_hysteresis = 0.05;    // fraction of GPU memory, or of max_rss_mb
+  double memory_hysteresis = 0.05;  // fraction of GPU memory, or of max_rss_mb
   int temperature_hysteresis_c = 5;
   // Throws std::invalid_argument naming the key ("gpu.max_memory_fraction must be ...").
   void validate() const;
@@ -51,7 +51,7 @@ struct GpuSample {
   std::string name;
   std::optional<std::uint64_t> memory_used_bytes;
   std::optional<std::uint64_t> memory_total_bytes;
-  std::optional<double> utilization;       // 0..1, busy fraction of the last sample period
+  std::optional<double> utilization;  // 0..1, busy fraction of the last sample period
   std::optional<double> temperature_c;
 };
 
@@ -114,8 +114,8 @@ class ResourceMonitor {
   // The gauges and alert counter of one kind of limit (gpu_memory, gpu_temperature,
   // process_memory).
   struct LimitMetrics {
-    Gauge* exceeded;   // limits of this kind currently exceeded
-    Counter* alerts;   // times a limit of this kind was entered
+    Gauge* exceeded;  // limits of this kind currently exceeded
+    Counter* alerts;  // times a limit of this kind was entered
   };
   GpuGauges& gauges_for(const GpuSample& s);
   void sample_gpus();
@@ -140,7 +140,7 @@ class ResourceMonitor {
   std::vector<Limit> memory_limits_;       // per GPU index
   std::vector<Limit> temperature_limits_;  // per GPU index
   Limit rss_limit_;
-  bool provider_failed_ = false;           // log a failing provider once, not every sample
+  bool provider_failed_ = false;  // log a failing provider once, not every sample
 
   mutable std::mutex state_mutex_;  // guards reasons_
   std::vector<std::string> reasons_;

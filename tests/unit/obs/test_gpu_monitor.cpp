@@ -207,8 +207,7 @@ TEST_CASE("gpu monitor: without a GPU provider only process memory is reported a
   CHECK_FALSE(monitor->not_ready_reason());
 }
 
-TEST_CASE("gpu monitor: a failing provider keeps the last readings and the verdict",
-          "[obs][gpu]") {
+TEST_CASE("gpu monitor: a failing provider keeps the last readings and the verdict", "[obs][gpu]") {
   Fixture f;
   GpuMonitorConfig c;
   c.max_memory_fraction = 0.9;
