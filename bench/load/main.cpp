@@ -657,7 +657,6 @@ int main(int argc, char** argv) {
       clips = std::filesystem::temp_directory_path() / ("bench_load_clips_" + std::to_string(::getpid()));
       server = std::make_unique<talkserve::itest::ServerProcess>(
           o.binary, std::vector<std::string>{
-                        "--config", std::string(TALKSERVE_BENCH_SOURCE_DIR) + "/config/talkserve.toml",
                         "--set", "http.host=127.0.0.1", "--set", "http.port=0",
                         "--set", std::string("server.models_dir=\"") + TALKSERVE_BENCH_MODELS_DIR + "\"",
                         "--set", "http.static_dir=\"\"", "--set", "log.level=\"warn\"",
