@@ -14,6 +14,7 @@
 //                 decoding, so an over-long upload costs only max_seconds of decoding.
 //   internal    - allocation failures and invalid options.
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -212,6 +213,13 @@ class Decoder {
     result_.samples.resize(old_size + count);
     std::memcpy(result_.samples.data() + old_size, scratch_.data(), count * sizeof(float));
     scratch_.clear();
+    // Float codecs carry any value (a float WAV may hold NaN or 1e30) and lossy ones overshoot
+    // full scale: the promise is [-1, 1], which the ASR and VAD rely on when they convert to
+    // int16 (a float-to-int conversion out of range is undefined behaviour).
+    for (std::size_t i = old_size; i < result_.samples.size(); ++i) {
+      float& s = result_.samples[i];
+      s = std::isfinite(s) ? std::clamp(s, -1.0f, 1.0f) : 0.0f;
+    }
   }
 
   void check_yielded_audio() const {

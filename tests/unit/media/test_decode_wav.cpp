@@ -68,3 +68,42 @@ TEST_CASE("decoding at another output rate keeps the duration", "[media][decode]
   CHECK(audio.sample_rate == 48000);
   CHECK(std::abs(audio.duration_seconds() - 11.0) < 0.010);
 }
+
+TEST_CASE("float WAV samples that are not finite or past full scale decode into [-1, 1]",
+          "[media][decode]") {
+  // A 16 kHz mono IEEE-float WAV (format 3), written by hand: NaN, inf and 1e30 are legal
+  // float samples, and the fuzzer (fuzz_audio_decoder) produced such files.
+  std::vector<float> samples(1600, 0.25f);
+  samples[10] = std::nanf("");
+  samples[20] = INFINITY;
+  samples[30] = -1e30f;
+  samples[40] = 4.0f;
+  const std::uint32_t data_bytes = static_cast<std::uint32_t>(samples.size() * 4);
+  std::string wav = "RIFF";
+  auto put32 = [&](std::uint32_t v) { wav.append(reinterpret_cast<const char*>(&v), 4); };
+  auto put16 = [&](std::uint16_t v) { wav.append(reinterpret_cast<const char*>(&v), 2); };
+  put32(36 + data_bytes);
+  wav += "WAVEfmt ";
+  put32(16);
+  put16(3);           // WAVE_FORMAT_IEEE_FLOAT
+  put16(1);           // mono
+  put32(16000);       // sample rate
+  put32(16000 * 4);   // byte rate
+  put16(4);           // block align
+  put16(32);          // bits per sample
+  wav += "data";
+  put32(data_bytes);
+  wav.append(reinterpret_cast<const char*>(samples.data()), data_bytes);
+
+  const DecodedAudio audio = decode_audio(mt::as_bytes(wav));
+  CHECK(audio.codec == "pcm_f32le");
+  REQUIRE(audio.samples.size() == samples.size());
+  for (float s : audio.samples) {
+    REQUIRE(std::isfinite(s));
+    REQUIRE(std::abs(s) <= 1.0f);
+  }
+  CHECK(audio.samples[10] == 0.0f);
+  CHECK(audio.samples[30] == -1.0f);
+  CHECK(audio.samples[40] == 1.0f);
+  CHECK(audio.samples[100] == Approx(0.25f));
+}
