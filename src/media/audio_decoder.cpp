@@ -209,6 +209,11 @@ class Decoder {
   // Moves the float samples the resampler left in scratch_ into the result.
   void append() {
     const std::size_t count = scratch_.size() / sizeof(float);
+    // memcpy with the null data() of an empty vector is undefined even for 0 bytes (UBSan).
+    if (count == 0) {
+      scratch_.clear();
+      return;
+    }
     const std::size_t old_size = result_.samples.size();
     result_.samples.resize(old_size + count);
     std::memcpy(result_.samples.data() + old_size, scratch_.data(), count * sizeof(float));
