@@ -223,7 +223,7 @@ TEST_CASE("remote llm: cancelling a live response cancels the upstream's request
   CHECK(metric(front, "talkserve_llm_remote_requests_running") == 0);
 }
 
-TEST_CASE("remote llm: bad [llm.remote] settings stop the server with the key named",
+TEST_CASE("remote llm: bad llm.remote settings stop the server with the key named",
           "[remote][config]") {
   struct Case {
     std::vector<std::string> sets;

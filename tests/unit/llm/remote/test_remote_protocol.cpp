@@ -98,7 +98,7 @@ TEST_CASE("sse: an event is only complete at its blank line; a huge event is ref
   CHECK_THROWS_AS(small.feed("data: " + std::string(100, 'x')), std::length_error);
 }
 
-TEST_CASE("backoff: doubles per retry, capped, jittered within [d/2, d]", "[llm][remote]") {
+TEST_CASE("backoff: doubles per retry, capped, jittered between d/2 and d", "[llm][remote]") {
   CHECK(backoff_delay(1, 200ms, 5000ms, 0.0) == 100ms);
   CHECK(backoff_delay(1, 200ms, 5000ms, 1.0) == 200ms);
   CHECK(backoff_delay(2, 200ms, 5000ms, 1.0) == 400ms);
