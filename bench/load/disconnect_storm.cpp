@@ -78,12 +78,13 @@ asio::awaitable<beast::error_code> connect(beast::tcp_stream& stream, const Targ
   beast::error_code ec;
   tcp::resolver resolver(co_await asio::this_coro::executor);
   auto endpoints = co_await resolver.async_resolve(target.host, target.port,
-                                                    asio::redirect_error(asio::use_awaitable, ec));
+                                                   asio::redirect_error(asio::use_awaitable, ec));
   if (!ec) co_await stream.async_connect(endpoints, asio::redirect_error(asio::use_awaitable, ec));
   co_return ec;
 }
 
-asio::awaitable<void> chat_client(std::shared_ptr<StormState> st, Target target, StormOptions o, std::size_t i) {
+asio::awaitable<void> chat_client(std::shared_ptr<StormState> st, Target target, StormOptions o,
+                                  std::size_t i) {
   auto stream = std::make_shared<beast::tcp_stream>(co_await asio::this_coro::executor);
   st->chat_streams.push_back(stream);
   beast::error_code ec = co_await connect(*stream, target);
@@ -106,27 +107,31 @@ asio::awaitable<void> chat_client(std::shared_ptr<StormState> st, Target target,
   beast::flat_buffer buffer;
   http::response_parser<http::string_body> parser;
   parser.body_limit(64u << 20);
-  if (!ec) co_await http::async_read_header(*stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+  if (!ec)
+    co_await http::async_read_header(*stream, buffer, parser,
+                                     asio::redirect_error(asio::use_awaitable, ec));
   if (ec) {
     st->end(i, "chat: " + ec.message());
     co_return;
   }
   if (parser.get().result_int() != 200) {
     {
-    st->end(i, "chat: HTTP " + std::to_string(parser.get().result_int()));
-    co_return;
-  }
+      st->end(i, "chat: HTTP " + std::to_string(parser.get().result_int()));
+      co_return;
+    }
   }
   st->ready(i);
   while (!parser.is_done()) {
-    co_await http::async_read_some(*stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+    co_await http::async_read_some(*stream, buffer, parser,
+                                   asio::redirect_error(asio::use_awaitable, ec));
     if (ec) break;
     if (parser.get().body().find("\"content\"") != std::string::npos) st->clients[i].content = true;
   }
   st->end(i, {});
 }
 
-asio::awaitable<void> live_client(std::shared_ptr<StormState> st, Target target, StormOptions o, std::size_t i) {
+asio::awaitable<void> live_client(std::shared_ptr<StormState> st, Target target, StormOptions o,
+                                  std::size_t i) {
   auto ws = std::make_shared<WsStream>(co_await asio::this_coro::executor);
   st->live_streams.push_back(ws);
   beast::error_code ec = co_await connect(beast::get_lowest_layer(*ws), target);
@@ -166,14 +171,14 @@ asio::awaitable<void> live_client(std::shared_ptr<StormState> st, Target target,
       st->clients[i].content = true;
     } else if (type == "response.done") {
       {
-    st->end(i, {});
-    co_return;
-  }
+        st->end(i, {});
+        co_return;
+      }
     } else if (type == "error") {
       {
-    st->end(i, "live: " + event.dump().substr(0, 300));
-    co_return;
-  }
+        st->end(i, "live: " + event.dump().substr(0, 300));
+        co_return;
+      }
     }
   }
   st->end(i, "live: " + ec.message());
@@ -185,7 +190,8 @@ asio::awaitable<Gauges> read_gauges(const Target& target) {
   const std::string path = "/metrics";
   const GetResult r = co_await http_get(target, path, std::chrono::seconds(10));
   if (r.status != 200) {
-    throw std::runtime_error("GET /metrics: " + (r.status ? "HTTP " + std::to_string(r.status) : r.error));
+    throw std::runtime_error("GET /metrics: " +
+                             (r.status ? "HTTP " + std::to_string(r.status) : r.error));
   }
   co_return gauges_of(r.body);
 }
@@ -197,7 +203,8 @@ asio::awaitable<StormReport> run_storm(const Target& target, const StormOptions&
   if (const std::string b = busy(r.before, r.before); !b.empty())
     throw std::runtime_error("the server is not at rest before the storm: " + b);
   if (r.before.kv_usage != 0)
-    throw std::runtime_error("KV blocks in use before the storm: " + std::to_string(r.before.kv_usage));
+    throw std::runtime_error("KV blocks in use before the storm: " +
+                             std::to_string(r.before.kv_usage));
 
   auto ex = co_await asio::this_coro::executor;
   auto st = std::make_shared<StormState>(ex);
@@ -207,8 +214,10 @@ asio::awaitable<StormReport> run_storm(const Target& target, const StormOptions&
   r.live_clients = o.clients - r.chat_clients;
   const auto t0 = Clock::now();
   for (std::size_t i = 0; i < static_cast<std::size_t>(o.clients); ++i) {
-    if (i < static_cast<std::size_t>(r.chat_clients)) asio::co_spawn(ex, chat_client(st, target, o, i), asio::detached);
-    else asio::co_spawn(ex, live_client(st, target, o, i), asio::detached);
+    if (i < static_cast<std::size_t>(r.chat_clients))
+      asio::co_spawn(ex, chat_client(st, target, o, i), asio::detached);
+    else
+      asio::co_spawn(ex, live_client(st, target, o, i), asio::detached);
   }
   st->wake.expires_after(o.hold_timeout);
   beast::error_code ec;
@@ -219,7 +228,8 @@ asio::awaitable<StormReport> run_storm(const Target& target, const StormOptions&
 
   st->dropped = true;
   for (const auto& c : st->clients) {
-    if (c.ended) ++r.ended_early;
+    if (c.ended)
+      ++r.ended_early;
     else if (c.ready) {
       ++r.mid_stream;
       if (c.content) ++r.with_content;
@@ -233,7 +243,8 @@ asio::awaitable<StormReport> run_storm(const Target& target, const StormOptions&
   asio::steady_timer tick(ex);
   for (;;) {
     r.after = co_await read_gauges(target);
-    const double since = std::chrono::duration<double, std::milli>(Clock::now() - dropped_at).count();
+    const double since =
+        std::chrono::duration<double, std::milli>(Clock::now() - dropped_at).count();
     r.still_busy = busy(r.after, r.before);
     if (r.still_busy.empty()) {
       r.idle = true;
@@ -248,12 +259,18 @@ asio::awaitable<StormReport> run_storm(const Target& target, const StormOptions&
 }
 
 nlohmann::json StormReport::to_json() const {
-  nlohmann::json j{{"chat_clients", chat_clients},   {"live_clients", live_clients},
-                   {"mid_stream", mid_stream},       {"with_content", with_content},
-                   {"ended_early", ended_early},     {"hold_ms", hold_ms},
-                   {"gauges_before", load::to_json(before)}, {"gauges_at_drop", load::to_json(at_drop)},
-                   {"gauges_after", load::to_json(after)}, {"idle", idle},
-                   {"time_to_idle_ms", idle ? nlohmann::json(time_to_idle_ms) : nlohmann::json(nullptr)}};
+  nlohmann::json j{
+      {"chat_clients", chat_clients},
+      {"live_clients", live_clients},
+      {"mid_stream", mid_stream},
+      {"with_content", with_content},
+      {"ended_early", ended_early},
+      {"hold_ms", hold_ms},
+      {"gauges_before", load::to_json(before)},
+      {"gauges_at_drop", load::to_json(at_drop)},
+      {"gauges_after", load::to_json(after)},
+      {"idle", idle},
+      {"time_to_idle_ms", idle ? nlohmann::json(time_to_idle_ms) : nlohmann::json(nullptr)}};
   if (!first_error.empty()) j["first_error"] = first_error;
   if (!still_busy.empty()) j["still_busy"] = still_busy;
   return j;

@@ -7,7 +7,9 @@
 //
 // Runs on the calling coroutine's io_context, which must run on one thread.
 
-#include <utility>  // before awaitable.hpp (Boost 1.74 uses std::exchange without it)
+// clang-format off
+#include <utility>  // before Asio: Boost 1.74's awaitable.hpp uses std::exchange without it
+// clang-format on
 
 #include <boost/asio/awaitable.hpp>
 #include <chrono>
@@ -41,10 +43,10 @@ struct StormReport {
   double hold_ms = 0;       // first connect -> drop
   Gauges before;            // at rest, before the storm
   Gauges at_drop;
-  Gauges after;             // last reading
-  bool idle = false;        // the gauges came back to rest within idle_timeout
+  Gauges after;       // last reading
+  bool idle = false;  // the gauges came back to rest within idle_timeout
   double time_to_idle_ms = -1;
-  std::string still_busy;   // what was not at rest when idle_timeout passed
+  std::string still_busy;  // what was not at rest when idle_timeout passed
 
   nlohmann::json to_json() const;
 };

@@ -26,7 +26,8 @@ Target parse_target(const std::string& url) {
   for (const char* scheme : {"http://", "ws://"}) {
     if (rest.rfind(scheme, 0) == 0) rest.erase(0, std::char_traits<char>::length(scheme));
   }
-  if (rest.find("://") != std::string::npos) throw std::invalid_argument("only http:// or ws:// targets: " + url);
+  if (rest.find("://") != std::string::npos)
+    throw std::invalid_argument("only http:// or ws:// targets: " + url);
   rest = rest.substr(0, rest.find('/'));
   const auto colon = rest.rfind(':');
   if (colon == std::string::npos || colon == 0 || colon + 1 == rest.size())
@@ -39,10 +40,14 @@ Target parse_target(const std::string& url) {
 
 std::string_view to_string(RequestClass c) {
   switch (c) {
-    case RequestClass::chat: return "chat";
-    case RequestClass::transcription: return "transcription";
-    case RequestClass::talk: return "talk";
-    case RequestClass::live: return "live";
+    case RequestClass::chat:
+      return "chat";
+    case RequestClass::transcription:
+      return "transcription";
+    case RequestClass::talk:
+      return "talk";
+    case RequestClass::live:
+      return "live";
   }
   return "?";
 }
@@ -56,24 +61,33 @@ RequestClass class_from_string(std::string_view name) {
 
 std::string_view to_string(Status s) {
   switch (s) {
-    case Status::ok: return "ok";
-    case Status::rate_limited: return "429";
-    case Status::overloaded: return "503";
-    case Status::client_error: return "4xx";
-    case Status::server_error: return "5xx";
-    case Status::connection: return "conn_error";
-    case Status::timeout: return "timeout";
+    case Status::ok:
+      return "ok";
+    case Status::rate_limited:
+      return "429";
+    case Status::overloaded:
+      return "503";
+    case Status::client_error:
+      return "4xx";
+    case Status::server_error:
+      return "5xx";
+    case Status::connection:
+      return "conn_error";
+    case Status::timeout:
+      return "timeout";
   }
   return "?";
 }
 
 namespace {
 
-const char* const kAdjectives[] = {"little", "brave", "sleepy", "curious", "happy", "tiny", "old", "clever",
-                                   "shy", "funny", "kind", "lazy", "proud", "quiet", "silly", "gentle"};
-const char* const kAnimals[] = {"cat", "dog", "bird", "fish", "frog", "bear", "rabbit", "mouse",
-                                "duck", "horse", "lion", "fox", "owl", "pig", "cow", "sheep",
-                                "tiger", "monkey", "turtle", "goat", "deer", "wolf", "snake", "bee"};
+const char* const kAdjectives[] = {"little", "brave",  "sleepy", "curious", "happy", "tiny",
+                                   "old",    "clever", "shy",    "funny",   "kind",  "lazy",
+                                   "proud",  "quiet",  "silly",  "gentle"};
+const char* const kAnimals[] = {"cat",    "dog",   "bird", "fish",  "frog",  "bear",
+                                "rabbit", "mouse", "duck", "horse", "lion",  "fox",
+                                "owl",    "pig",   "cow",  "sheep", "tiger", "monkey",
+                                "turtle", "goat",  "deer", "wolf",  "snake", "bee"};
 
 double ms_since(Clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
@@ -98,7 +112,7 @@ asio::awaitable<beast::error_code> connect(beast::tcp_stream& stream, const Targ
   beast::error_code ec;
   tcp::resolver resolver(co_await asio::this_coro::executor);
   auto endpoints = co_await resolver.async_resolve(target.host, target.port,
-                                                    asio::redirect_error(asio::use_awaitable, ec));
+                                                   asio::redirect_error(asio::use_awaitable, ec));
   if (ec) co_return ec;
   stream.expires_at(deadline);
   co_await stream.async_connect(endpoints, asio::redirect_error(asio::use_awaitable, ec));
@@ -135,7 +149,8 @@ asio::awaitable<Exchange> exchange(const Target& target, http::request<http::str
   http::response_parser<http::string_body> parser;
   parser.body_limit(256u << 20);
   while (!x.ec && !parser.is_done()) {
-    co_await http::async_read_some(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, x.ec));
+    co_await http::async_read_some(stream, buffer, parser,
+                                   asio::redirect_error(asio::use_awaitable, x.ec));
     if (x.ttfb_ms < 0 && !parser.get().body().empty()) x.ttfb_ms = ms_since(t0);
   }
   x.latency_ms = ms_since(t0);
@@ -157,7 +172,8 @@ Outcome outcome_of(RequestClass cls, const Exchange& x) {
     o.error = x.ec.message();
   } else {
     o.status = status_of_http(x.http_status);
-    if (o.status != Status::ok) o.error = "HTTP " + std::to_string(x.http_status) + ": " + x.body.substr(0, 200);
+    if (o.status != Status::ok)
+      o.error = "HTTP " + std::to_string(x.http_status) + ": " + x.body.substr(0, 200);
   }
   return o;
 }
@@ -170,11 +186,12 @@ http::request<http::string_body> json_post(std::string path, const json& body) {
 }
 
 asio::awaitable<Outcome> chat(const Target& target, const TrafficOptions& o, std::uint64_t k) {
-  auto req = json_post("/v1/chat/completions",
-                       json{{"model", o.model},
-                            {"stream", true},
-                            {"max_tokens", o.chat_max_tokens},
-                            {"messages", json::array({json{{"role", "user"}, {"content", question(k)}}})}});
+  auto req = json_post(
+      "/v1/chat/completions",
+      json{{"model", o.model},
+           {"stream", true},
+           {"max_tokens", o.chat_max_tokens},
+           {"messages", json::array({json{{"role", "user"}, {"content", question(k)}}})}});
   req.set(http::field::accept, "text/event-stream");
   const Exchange x = co_await exchange(target, req, o.timeout);
   Outcome out = outcome_of(RequestClass::chat, x);
@@ -193,9 +210,10 @@ asio::awaitable<Outcome> chat(const Target& target, const TrafficOptions& o, std
 asio::awaitable<Outcome> transcription(const Target& target, const TrafficOptions& o) {
   const std::string boundary = "talkserve-load-7d3f9a2c";
   std::string body;
-  body += "--" + boundary + "\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nwhisper-1\r\n";
-  body += "--" + boundary + "\r\nContent-Disposition: form-data; name=\"file\"; filename=\"" + o.wav_name +
-          "\"\r\nContent-Type: audio/wav\r\n\r\n";
+  body +=
+      "--" + boundary + "\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nwhisper-1\r\n";
+  body += "--" + boundary + "\r\nContent-Disposition: form-data; name=\"file\"; filename=\"" +
+          o.wav_name + "\"\r\nContent-Type: audio/wav\r\n\r\n";
   body += o.wav_bytes;
   body += "\r\n--" + boundary + "--\r\n";
   http::request<http::string_body> req{http::verb::post, "/v1/audio/transcriptions", 11};
@@ -247,7 +265,8 @@ asio::awaitable<Outcome> live(const Target& target, const TrafficOptions& o, std
   }));
   websocket::response_type upgrade;
   const std::string host = target.host + ":" + target.port;
-  co_await ws.async_handshake(upgrade, host, "/v1/stream", asio::redirect_error(asio::use_awaitable, ec));
+  co_await ws.async_handshake(upgrade, host, "/v1/stream",
+                              asio::redirect_error(asio::use_awaitable, ec));
   out.http_status = static_cast<int>(upgrade.result_int());
   if (ec) {
     if (out.http_status != 0 && out.http_status != 101) {
@@ -287,8 +306,10 @@ asio::awaitable<Outcome> live(const Target& target, const TrafficOptions& o, std
       co_return out;
     } else if (type == "error") {
       const json& err = event.contains("error") ? event["error"] : event;
-      const auto code = err.contains("code") && err["code"].is_string() ? err["code"].get<std::string>() : "";
-      co_return fail(code == "queue_full" ? Status::overloaded : Status::server_error, "error event: " + err.dump());
+      const auto code =
+          err.contains("code") && err["code"].is_string() ? err["code"].get<std::string>() : "";
+      co_return fail(code == "queue_full" ? Status::overloaded : Status::server_error,
+                     "error event: " + err.dump());
     }
   }
   if (ec == websocket::error::closed) {
@@ -305,18 +326,22 @@ asio::awaitable<Outcome> live(const Target& target, const TrafficOptions& o, std
 std::string question(std::uint64_t k) {
   constexpr std::size_t animals = std::size(kAnimals);
   const char* adjective = kAdjectives[(k / animals) % std::size(kAdjectives)];
-  return std::string("Tell me a story about a ") + adjective + " " + kAnimals[k % animals] + " number " +
-         std::to_string(k) + ".";
+  return std::string("Tell me a story about a ") + adjective + " " + kAnimals[k % animals] +
+         " number " + std::to_string(k) + ".";
 }
 
-asio::awaitable<Outcome> run_request(const Target& target, const TrafficOptions& options, RequestClass cls,
-                                     std::uint64_t k) {
+asio::awaitable<Outcome> run_request(const Target& target, const TrafficOptions& options,
+                                     RequestClass cls, std::uint64_t k) {
   try {
     switch (cls) {
-      case RequestClass::chat: co_return co_await chat(target, options, k);
-      case RequestClass::transcription: co_return co_await transcription(target, options);
-      case RequestClass::talk: co_return co_await talk(target, options, k);
-      case RequestClass::live: co_return co_await live(target, options, k);
+      case RequestClass::chat:
+        co_return co_await chat(target, options, k);
+      case RequestClass::transcription:
+        co_return co_await transcription(target, options);
+      case RequestClass::talk:
+        co_return co_await talk(target, options, k);
+      case RequestClass::live:
+        co_return co_await live(target, options, k);
     }
   } catch (const std::exception& e) {
     Outcome o;

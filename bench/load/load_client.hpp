@@ -13,8 +13,9 @@
 // Thread-safety: everything here runs on the io_context it is spawned on; run that io_context
 // on one thread (the storm's drop of every socket at once relies on it).
 
-// <utility> first: Boost 1.74's awaitable.hpp uses std::exchange without including it.
-#include <utility>
+// clang-format off
+#include <utility>  // before Asio: Boost 1.74's awaitable.hpp uses std::exchange without it
+// clang-format on
 
 #include <boost/asio/awaitable.hpp>
 #include <chrono>
@@ -37,7 +38,7 @@ Target parse_target(const std::string& url);
 
 enum class RequestClass { chat, transcription, talk, live };
 inline constexpr RequestClass kAllClasses[] = {RequestClass::chat, RequestClass::transcription,
-                                                RequestClass::talk, RequestClass::live};
+                                               RequestClass::talk, RequestClass::live};
 std::string_view to_string(RequestClass c);
 // Throws std::invalid_argument naming the unknown class.
 RequestClass class_from_string(std::string_view name);
@@ -67,9 +68,9 @@ struct Outcome {
 struct TrafficOptions {
   std::string model = "stories260K";
   int chat_max_tokens = 64;
-  std::string wav_bytes;      // the transcription upload (read from a file by the caller)
+  std::string wav_bytes;  // the transcription upload (read from a file by the caller)
   std::string wav_name = "speech.wav";
-  bool live_video = false;    // session.start "video"
+  bool live_video = false;  // session.start "video"
   std::chrono::milliseconds timeout{std::chrono::seconds(120)};
 };
 

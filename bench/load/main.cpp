@@ -3,10 +3,13 @@
 // request count. Prints a table on stderr and one JSON object on stdout. docs/load.md explains
 // the modes, the figures and the verdicts.
 //
-//   bench_load [--url HOST:PORT [--server-pid PID] | --binary PATH] [--mix chat=6,transcription=2,talk=1,live=1]
+//   bench_load [--url HOST:PORT [--server-pid PID] | --binary PATH] [--mix
+//   chat=6,transcription=2,talk=1,live=1]
 //              [--wav FILE] [--max-tokens 64] [--live-video false] [--timeout 120] [--seed 1]
-//     --find-capacity      closed loop at rising concurrency (--levels 1,2,4,8,16,32, --level-seconds 15)
-//                          until p99 or the error rate degrades; the capacity in requests/s of the mix
+//     --find-capacity      closed loop at rising concurrency (--levels 1,2,4,8,16,32,
+//     --level-seconds 15)
+//                          until p99 or the error rate degrades; the capacity in requests/s of the
+//                          mix
 //     --rate-multiplier 1,2,4   open-loop Poisson arrivals at those multiples of the capacity
 //                          (--capacity R, else measured first), --duration seconds each
 //     --soak --duration 600 --multiplier 2   a verdict: no crash, no 5xx but 503, RSS growth under
@@ -18,7 +21,9 @@
 
 #include <unistd.h>
 
+// clang-format off
 #include <utility>  // before Asio: Boost 1.74's awaitable.hpp uses std::exchange without it
+// clang-format on
 
 #include <algorithm>
 #include <boost/asio/co_spawn.hpp>
@@ -30,11 +35,11 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
 #include <cmath>
-#include <cstdio>
 #include <csignal>
+#include <cstdio>
 #include <filesystem>
-#include <functional>
 #include <fstream>
+#include <functional>
 #include <limits>
 #include <map>
 #include <memory>
@@ -60,7 +65,8 @@ namespace {
 
 struct Options {
   std::string url, binary = TALKSERVE_BENCH_BINARY, api_key;
-  std::string wav = std::string(TALKSERVE_BENCH_SHARED_DIR) + "/testdata/speech/pocketsphinx_goforward.wav";
+  std::string wav =
+      std::string(TALKSERVE_BENCH_SHARED_DIR) + "/testdata/speech/pocketsphinx_goforward.wav";
   std::vector<std::pair<RequestClass, double>> mix{{RequestClass::chat, 6},
                                                    {RequestClass::transcription, 2},
                                                    {RequestClass::talk, 1},
@@ -71,7 +77,7 @@ struct Options {
   enum class Mode { capacity, rates, soak, storm } mode = Mode::capacity;
   std::vector<int> levels{1, 2, 4, 8, 16, 32};
   double level_seconds = 15;
-  double p99_factor = 4;       // a level degrades when a class's p99 exceeds this x its p99 at 1
+  double p99_factor = 4;  // a level degrades when a class's p99 exceeds this x its p99 at 1
   double max_error_rate = 0.01;
   std::vector<double> multipliers{1, 2, 4};
   double capacity = 0;  // requests/s; 0 = measure
@@ -95,7 +101,9 @@ double percentile(std::vector<double> v, double p) {
   return v[std::min(i, v.size() - 1)];
 }
 
-json number(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
+json number(double v) {
+  return std::isfinite(v) ? json(v) : json(nullptr);
+}
 
 struct ClassStats {
   long sent = 0;
@@ -117,7 +125,8 @@ struct ClassStats {
   long errors() const { return sent - ok(); }
   // Refusals the client is told to retry (429, 503) are not failures of the server.
   long failures() const {
-    return sent - ok() - status[static_cast<int>(Status::rate_limited)] - status[static_cast<int>(Status::overloaded)];
+    return sent - ok() - status[static_cast<int>(Status::rate_limited)] -
+           status[static_cast<int>(Status::overloaded)];
   }
 };
 
@@ -132,12 +141,15 @@ struct PhaseStats {
     overall.add(o);
     per_class[o.cls].add(o);
   }
-  double goodput(const ClassStats& c) const { return elapsed_s > 0 ? static_cast<double>(c.ok()) / elapsed_s : 0; }
+  double goodput(const ClassStats& c) const {
+    return elapsed_s > 0 ? static_cast<double>(c.ok()) / elapsed_s : 0;
+  }
 };
 
 json class_json(const PhaseStats& p, const ClassStats& c) {
   json status;
-  for (int s = 0; s < kStatusCount; ++s) status[std::string(to_string(static_cast<Status>(s)))] = c.status[s];
+  for (int s = 0; s < kStatusCount; ++s)
+    status[std::string(to_string(static_cast<Status>(s)))] = c.status[s];
   json j{{"sent", c.sent},
          {"throughput_rps", p.goodput(c)},
          {"latency_ms_p50", number(percentile(c.latency, 0.5))},
@@ -152,22 +164,28 @@ json class_json(const PhaseStats& p, const ClassStats& c) {
 json phase_json(const PhaseStats& p) {
   json classes;
   for (const auto& [cls, c] : p.per_class) classes[std::string(to_string(cls))] = class_json(p, c);
-  json j{{"name", p.name}, {"elapsed_s", p.elapsed_s}, {"overall", class_json(p, p.overall)}, {"classes", classes}};
+  json j{{"name", p.name},
+         {"elapsed_s", p.elapsed_s},
+         {"overall", class_json(p, p.overall)},
+         {"classes", classes}};
   if (p.offered_rps > 0) j["offered_rps"] = p.offered_rps;
   return j;
 }
 
 void print_header() {
-  std::fprintf(stderr, "%-22s %-13s %6s %7s %9s %9s %9s %9s | %5s %4s %4s %4s %4s %4s %4s\n", "phase", "class", "sent",
-               "ok/s", "p50 ms", "p99 ms", "ttfb p50", "ttfb p99", "200", "429", "503", "4xx", "5xx", "conn", "tmo");
+  std::fprintf(stderr, "%-22s %-13s %6s %7s %9s %9s %9s %9s | %5s %4s %4s %4s %4s %4s %4s\n",
+               "phase", "class", "sent", "ok/s", "p50 ms", "p99 ms", "ttfb p50", "ttfb p99", "200",
+               "429", "503", "4xx", "5xx", "conn", "tmo");
 }
 
 void print_phase(const PhaseStats& p) {
   auto row = [&p](const std::string& cls, const ClassStats& c) {
-    std::fprintf(stderr, "%-22s %-13s %6ld %7.2f %9.0f %9.0f %9.0f %9.0f | %5ld %4ld %4ld %4ld %4ld %4ld %4ld\n",
-                 p.name.c_str(), cls.c_str(), c.sent, p.goodput(c), percentile(c.latency, 0.5),
-                 percentile(c.latency, 0.99), percentile(c.ttfb, 0.5), percentile(c.ttfb, 0.99), c.status[0],
-                 c.status[1], c.status[2], c.status[3], c.status[4], c.status[5], c.status[6]);
+    std::fprintf(
+        stderr,
+        "%-22s %-13s %6ld %7.2f %9.0f %9.0f %9.0f %9.0f | %5ld %4ld %4ld %4ld %4ld %4ld %4ld\n",
+        p.name.c_str(), cls.c_str(), c.sent, p.goodput(c), percentile(c.latency, 0.5),
+        percentile(c.latency, 0.99), percentile(c.ttfb, 0.5), percentile(c.ttfb, 0.99), c.status[0],
+        c.status[1], c.status[2], c.status[3], c.status[4], c.status[5], c.status[6]);
   };
   for (const auto& [cls, c] : p.per_class) row(std::string(to_string(cls)), c);
   row("all", p.overall);
@@ -182,7 +200,9 @@ void print_phase(const PhaseStats& p) {
 
 // Waits for a number of detached coroutines, all on this thread.
 struct Join {
-  explicit Join(asio::any_io_executor ex) : timer(std::move(ex)) { timer.expires_at(Clock::time_point::max()); }
+  explicit Join(asio::any_io_executor ex) : timer(std::move(ex)) {
+    timer.expires_at(Clock::time_point::max());
+  }
   long pending = 0;
   asio::steady_timer timer;
   void done() {
@@ -220,8 +240,8 @@ struct Context {
   std::uint64_t counter = 0;  // request number, for distinct questions
 };
 
-awaitable<void> closed_worker(Context& ctx, Mix& mix, PhaseStats& stats, Clock::time_point end, long& budget,
-                              Join& join) {
+awaitable<void> closed_worker(Context& ctx, Mix& mix, PhaseStats& stats, Clock::time_point end,
+                              long& budget, Join& join) {
   while (Clock::now() < end && budget > 0) {
     --budget;
     const RequestClass cls = mix.next();
@@ -233,7 +253,8 @@ awaitable<void> closed_worker(Context& ctx, Mix& mix, PhaseStats& stats, Clock::
 }
 
 // `concurrency` clients, each sending its next request when the last one is answered.
-awaitable<PhaseStats> closed_loop(Context& ctx, int concurrency, double seconds, long max_requests) {
+awaitable<PhaseStats> closed_loop(Context& ctx, int concurrency, double seconds,
+                                  long max_requests) {
   PhaseStats stats;
   stats.name = "closed c=" + std::to_string(concurrency);
   Mix mix(ctx.options.mix, ctx.options.seed + static_cast<std::uint64_t>(concurrency));
@@ -242,7 +263,8 @@ awaitable<PhaseStats> closed_loop(Context& ctx, int concurrency, double seconds,
   join.pending = concurrency;
   long budget = max_requests;
   const auto t0 = Clock::now();
-  const auto end = t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+  const auto end =
+      t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
   for (int i = 0; i < concurrency; ++i)
     asio::co_spawn(ex, closed_worker(ctx, mix, stats, end, budget, join), asio::detached);
   co_await join.wait();
@@ -250,7 +272,8 @@ awaitable<PhaseStats> closed_loop(Context& ctx, int concurrency, double seconds,
   co_return stats;
 }
 
-awaitable<void> one_request(Context& ctx, RequestClass cls, std::uint64_t k, PhaseStats& stats, Join& join) {
+awaitable<void> one_request(Context& ctx, RequestClass cls, std::uint64_t k, PhaseStats& stats,
+                            Join& join) {
   const Outcome o = co_await run_request(ctx.target, ctx.options.traffic, cls, k);
   stats.add(o);
   join.done();
@@ -258,8 +281,8 @@ awaitable<void> one_request(Context& ctx, RequestClass cls, std::uint64_t k, Pha
 
 // Poisson arrivals at `rate` per second for `seconds` (or `max_requests`), whatever the answers
 // take; `during` runs alongside (the soak's RSS sampler). Returns once every request answered.
-awaitable<PhaseStats> open_loop(Context& ctx, const std::string& name, double rate, double seconds, long max_requests,
-                                const std::function<void()>* each_second) {
+awaitable<PhaseStats> open_loop(Context& ctx, const std::string& name, double rate, double seconds,
+                                long max_requests, const std::function<void()>* each_second) {
   PhaseStats stats;
   stats.name = name;
   stats.offered_rps = rate;
@@ -269,12 +292,14 @@ awaitable<PhaseStats> open_loop(Context& ctx, const std::string& name, double ra
   Join join(ex);
   asio::steady_timer timer(ex);
   const auto t0 = Clock::now();
-  const auto end = t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+  const auto end =
+      t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
   auto next = t0;
   auto next_tick = t0;
   boost::system::error_code ec;
   for (long sent = 0; sent < max_requests;) {
-    next += std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(gap(mix.rng())));
+    next +=
+        std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(gap(mix.rng())));
     if (next >= end) break;
     while (each_second && next_tick <= next) {
       timer.expires_at(next_tick);
@@ -317,13 +342,15 @@ awaitable<double> find_capacity(Context& ctx, json& out) {
     const PhaseStats p = co_await closed_loop(ctx, c, o.level_seconds, o.max_requests);
     print_phase(p);
     std::string verdict = "ok";
-    const double error_rate =
-        p.overall.sent ? static_cast<double>(p.overall.errors()) / static_cast<double>(p.overall.sent) : 1.0;
+    const double error_rate = p.overall.sent ? static_cast<double>(p.overall.errors()) /
+                                                   static_cast<double>(p.overall.sent)
+                                             : 1.0;
     if (error_rate > o.max_error_rate) verdict = "error rate " + std::to_string(error_rate);
     for (const auto& [cls, s] : p.per_class) {
       const double p99 = percentile(s.latency, 0.99);
       if (!std::isfinite(p99)) continue;
-      if (!base_p99.count(cls)) base_p99[cls] = p99;
+      if (!base_p99.count(cls))
+        base_p99[cls] = p99;
       else if (p99 > o.p99_factor * base_p99[cls] && verdict == "ok")
         verdict = std::string(to_string(cls)) + " p99 " + std::to_string(p99 / base_p99[cls]) + "x";
     }
@@ -346,8 +373,10 @@ awaitable<double> find_capacity(Context& ctx, json& out) {
     }
     last = goodput;
   }
-  out["capacity"] = {{"levels", levels}, {"capacity_rps", capacity}, {"at_concurrency", capacity_level}};
-  std::fprintf(stderr, "capacity of the mix: %.2f requests/s (at concurrency %d)\n", capacity, capacity_level);
+  out["capacity"] = {
+      {"levels", levels}, {"capacity_rps", capacity}, {"at_concurrency", capacity_level}};
+  std::fprintf(stderr, "capacity of the mix: %.2f requests/s (at concurrency %d)\n", capacity,
+               capacity_level);
   co_return capacity;
 }
 
@@ -365,8 +394,8 @@ awaitable<void> rates(Context& ctx, json& out) {
     std::snprintf(buf, sizeof buf, "open %gx (%.2f/s)", m, m * capacity);
     const std::string name = buf;
     const std::function<void()>* no_sampler = nullptr;
-    const PhaseStats p =
-        co_await open_loop(ctx, name, m * capacity, ctx.options.duration, ctx.options.max_requests, no_sampler);
+    const PhaseStats p = co_await open_loop(ctx, name, m * capacity, ctx.options.duration,
+                                            ctx.options.max_requests, no_sampler);
     print_phase(p);
     json pj = phase_json(p);
     pj["multiplier"] = m;
@@ -376,7 +405,9 @@ awaitable<void> rates(Context& ctx, json& out) {
   out["rates"] = phases;
 }
 
-double median(std::vector<double> v) { return percentile(std::move(v), 0.5); }
+double median(std::vector<double> v) {
+  return percentile(std::move(v), 0.5);
+}
 
 struct Sample {
   double t_s;
@@ -384,7 +415,8 @@ struct Sample {
 };
 
 // Polls the gauges until they rest (or `timeout` passes); the time it took, or nullopt.
-awaitable<std::optional<double>> wait_idle(const Target& target, const Gauges& idle, std::chrono::milliseconds timeout,
+awaitable<std::optional<double>> wait_idle(const Target& target, const Gauges& idle,
+                                           std::chrono::milliseconds timeout,
                                            std::string& still_busy) {
   auto ex = co_await asio::this_coro::executor;
   asio::steady_timer tick(ex);
@@ -403,7 +435,8 @@ awaitable<std::optional<double>> wait_idle(const Target& target, const Gauges& i
 
 awaitable<bool> soak(Context& ctx, json& out, talkserve::itest::ServerProcess* server) {
   const Options& o = ctx.options;
-  if (o.server_pid <= 0) throw std::runtime_error("--soak with --url needs --server-pid PID (for its RSS)");
+  if (o.server_pid <= 0)
+    throw std::runtime_error("--soak with --url needs --server-pid PID (for its RSS)");
   const double capacity = co_await capacity_of(ctx, out);
   if (capacity <= 0) throw std::runtime_error("no capacity measured: every level failed");
   const Gauges idle = co_await read_gauges(ctx.target);
@@ -424,19 +457,23 @@ awaitable<bool> soak(Context& ctx, json& out, talkserve::itest::ServerProcess* s
   std::snprintf(buf, sizeof buf, "soak %gx (%.2f/s)", o.multiplier, o.multiplier * capacity);
   const std::string name = buf;
   const std::function<void()>* sampler = &sample;
-  const PhaseStats p = co_await open_loop(ctx, name, o.multiplier * capacity, o.duration, o.max_requests, sampler);
+  const PhaseStats p =
+      co_await open_loop(ctx, name, o.multiplier * capacity, o.duration, o.max_requests, sampler);
   print_phase(p);
 
   // The verdict.
   std::vector<std::string> failures;
-  if (process_gone || (server && server->exited())) failures.push_back("the server process is gone");
+  if (process_gone || (server && server->exited()))
+    failures.push_back("the server process is gone");
   const std::string healthz = "/healthz";
   const GetResult health = co_await http_get(ctx.target, healthz, std::chrono::seconds(10));
-  if (health.status != 200) failures.push_back("GET /healthz answered " + std::to_string(health.status));
+  if (health.status != 200)
+    failures.push_back("GET /healthz answered " + std::to_string(health.status));
   const long server_errors = p.overall.status[static_cast<int>(Status::server_error)];
   const long conn_errors = p.overall.status[static_cast<int>(Status::connection)];
   if (server_errors > 0)
-    failures.push_back(std::to_string(server_errors) + " server errors other than 503 (" + p.overall.first_error + ")");
+    failures.push_back(std::to_string(server_errors) + " server errors other than 503 (" +
+                       p.overall.first_error + ")");
   if (conn_errors > 0) failures.push_back(std::to_string(conn_errors) + " broken connections");
   for (const auto& [cls, w] : o.mix) {
     auto it = p.per_class.find(cls);
@@ -461,16 +498,19 @@ awaitable<bool> soak(Context& ctx, json& out, talkserve::itest::ServerProcess* s
     growth = (median(late) - median(early)) / median(early);
     if (growth >= o.max_rss_growth) {
       char buf[128];
-      std::snprintf(buf, sizeof buf, "RSS grew %.1f%% after the warm-up (limit %.1f%%)", growth * 100,
-                    o.max_rss_growth * 100);
+      std::snprintf(buf, sizeof buf, "RSS grew %.1f%% after the warm-up (limit %.1f%%)",
+                    growth * 100, o.max_rss_growth * 100);
       failures.push_back(buf);
     }
   }
 
   std::string still_busy;
-  const auto idle_ms =
-      co_await wait_idle(ctx.target, idle, std::chrono::milliseconds(static_cast<long>(o.idle_timeout * 1000)), still_busy);
-  if (!idle_ms) failures.push_back("not at rest " + std::to_string(o.idle_timeout) + " s after the last answer: " + still_busy);
+  const auto idle_ms = co_await wait_idle(
+      ctx.target, idle, std::chrono::milliseconds(static_cast<long>(o.idle_timeout * 1000)),
+      still_busy);
+  if (!idle_ms)
+    failures.push_back("not at rest " + std::to_string(o.idle_timeout) +
+                       " s after the last answer: " + still_busy);
 
   json rss = json::array();
   for (const auto& s : samples) rss.push_back({s.t_s, s.rss});
@@ -488,9 +528,12 @@ awaitable<bool> soak(Context& ctx, json& out, talkserve::itest::ServerProcess* s
                  {"idle_after_ms", idle_ms ? json(*idle_ms) : json(nullptr)},
                  {"failures", failures},
                  {"verdict", pass ? "pass" : "fail"}};
-  std::fprintf(stderr, "soak %.0f s at %gx capacity (%.2f req/s): RSS %.1f MiB -> %.1f MiB (%+.2f%%, peak %.1f MiB), "
+  std::fprintf(stderr,
+               "soak %.0f s at %gx capacity (%.2f req/s): RSS %.1f MiB -> %.1f MiB (%+.2f%%, peak "
+               "%.1f MiB), "
                "at rest %s after the last answer\n",
-               o.duration, o.multiplier, o.multiplier * capacity, early.empty() ? 0 : median(early) / 1048576.0,
+               o.duration, o.multiplier, o.multiplier * capacity,
+               early.empty() ? 0 : median(early) / 1048576.0,
                late.empty() ? 0 : median(late) / 1048576.0, growth * 100, peak / 1048576.0,
                idle_ms ? (std::to_string(static_cast<int>(*idle_ms)) + " ms").c_str() : "never");
   std::fprintf(stderr, "verdict: %s\n", pass ? "PASS" : "FAIL");
@@ -502,16 +545,22 @@ awaitable<bool> storm(Context& ctx, json& out) {
   const StormReport r = co_await run_storm(ctx.target, ctx.options.storm);
   out["storm"] = r.to_json();
   std::fprintf(stderr,
-               "storm: %d chat streams + %d live sessions; %d dropped mid-stream (%d with content), %d ended before "
+               "storm: %d chat streams + %d live sessions; %d dropped mid-stream (%d with "
+               "content), %d ended before "
                "the drop; held %.0f ms\n",
-               r.chat_clients, r.live_clients, r.mid_stream, r.with_content, r.ended_early, r.hold_ms);
-  std::fprintf(stderr, "at the drop: in_flight=%g llm_running=%g llm_waiting=%g kv_usage=%g\n", r.at_drop.in_flight,
-               r.at_drop.llm_running, r.at_drop.llm_waiting, r.at_drop.kv_usage);
-  if (!r.first_error.empty()) std::fprintf(stderr, "first client error: %s\n", r.first_error.c_str());
-  if (r.idle) std::fprintf(stderr, "time to idle: %.0f ms\n", r.time_to_idle_ms);
-  else std::fprintf(stderr, "NOT at rest %.0f s after the drop: %s\n", ctx.options.storm.idle_timeout.count() / 1000.0,
-                    r.still_busy.c_str());
-  co_return r.idle && r.mid_stream > 0;
+               r.chat_clients, r.live_clients, r.mid_stream, r.with_content, r.ended_early,
+               r.hold_ms);
+  std::fprintf(stderr, "at the drop: in_flight=%g llm_running=%g llm_waiting=%g kv_usage=%g\n",
+               r.at_drop.in_flight, r.at_drop.llm_running, r.at_drop.llm_waiting,
+               r.at_drop.kv_usage);
+  if (!r.first_error.empty())
+    std::fprintf(stderr, "first client error: %s\n", r.first_error.c_str());
+  if (r.idle)
+    std::fprintf(stderr, "time to idle: %.0f ms\n", r.time_to_idle_ms);
+  else
+    std::fprintf(stderr, "NOT at rest %.0f s after the drop: %s\n",
+                 ctx.options.storm.idle_timeout.count() / 1000.0, r.still_busy.c_str());
+  co_return r.idle&& r.mid_stream > 0;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -545,51 +594,81 @@ Options parse(int argc, char** argv) {
       if (i + 1 >= argc) throw std::invalid_argument(a + " needs a value");
       return std::string(argv[++i]);
     };
-    if (a == "--url") o.url = next();
-    else if (a == "--binary") o.binary = next();
-    else if (a == "--server-pid") o.server_pid = static_cast<pid_t>(std::stol(next()));
-    else if (a == "--api-key") o.api_key = next();
-    else if (a == "--wav") o.wav = next();
-    else if (a == "--max-tokens") o.traffic.chat_max_tokens = static_cast<int>(positive(a, std::stoi(next())));
-    else if (a == "--live-video") o.traffic.live_video = parse_bool(next());
-    else if (a == "--timeout") o.traffic.timeout = std::chrono::milliseconds(static_cast<long>(positive(a, std::stod(next())) * 1000));
-    else if (a == "--seed") o.seed = std::stoull(next());
+    if (a == "--url")
+      o.url = next();
+    else if (a == "--binary")
+      o.binary = next();
+    else if (a == "--server-pid")
+      o.server_pid = static_cast<pid_t>(std::stol(next()));
+    else if (a == "--api-key")
+      o.api_key = next();
+    else if (a == "--wav")
+      o.wav = next();
+    else if (a == "--max-tokens")
+      o.traffic.chat_max_tokens = static_cast<int>(positive(a, std::stoi(next())));
+    else if (a == "--live-video")
+      o.traffic.live_video = parse_bool(next());
+    else if (a == "--timeout")
+      o.traffic.timeout =
+          std::chrono::milliseconds(static_cast<long>(positive(a, std::stod(next())) * 1000));
+    else if (a == "--seed")
+      o.seed = std::stoull(next());
     else if (a == "--mix") {
       o.mix = parse_list<std::pair<RequestClass, double>>(next(), [](const std::string& item) {
         const auto eq = item.find('=');
-        if (eq == std::string::npos) throw std::invalid_argument("--mix entries are CLASS=WEIGHT, got '" + item + "'");
+        if (eq == std::string::npos)
+          throw std::invalid_argument("--mix entries are CLASS=WEIGHT, got '" + item + "'");
         const double w = std::stod(item.substr(eq + 1));
         if (w < 0) throw std::invalid_argument("--mix weights must be >= 0");
         return std::make_pair(class_from_string(item.substr(0, eq)), w);
       });
-    } else if (a == "--find-capacity") o.mode = Options::Mode::capacity;
-    else if (a == "--levels") o.levels = parse_list<int>(next(), [&](const std::string& s) { return static_cast<int>(positive(a, std::stoi(s))); });
-    else if (a == "--level-seconds") o.level_seconds = positive(a, std::stod(next()));
-    else if (a == "--p99-factor") o.p99_factor = positive(a, std::stod(next()));
-    else if (a == "--max-error-rate") o.max_error_rate = std::stod(next());
+    } else if (a == "--find-capacity")
+      o.mode = Options::Mode::capacity;
+    else if (a == "--levels")
+      o.levels = parse_list<int>(next(), [&](const std::string& s) {
+        return static_cast<int>(positive(a, std::stoi(s)));
+      });
+    else if (a == "--level-seconds")
+      o.level_seconds = positive(a, std::stod(next()));
+    else if (a == "--p99-factor")
+      o.p99_factor = positive(a, std::stod(next()));
+    else if (a == "--max-error-rate")
+      o.max_error_rate = std::stod(next());
     else if (a == "--rate-multiplier") {
       o.mode = Options::Mode::rates;
-      o.multipliers = parse_list<double>(next(), [&](const std::string& s) { return positive(a, std::stod(s)); });
-    } else if (a == "--capacity") o.capacity = positive(a, std::stod(next()));
+      o.multipliers = parse_list<double>(
+          next(), [&](const std::string& s) { return positive(a, std::stod(s)); });
+    } else if (a == "--capacity")
+      o.capacity = positive(a, std::stod(next()));
     else if (a == "--duration") {
       o.duration = positive(a, std::stod(next()));
       o.duration_set = true;
-    } else if (a == "--max-requests") o.max_requests = static_cast<long>(positive(a, std::stod(next())));
-    else if (a == "--soak") o.mode = Options::Mode::soak;
-    else if (a == "--multiplier") o.multiplier = positive(a, std::stod(next()));
-    else if (a == "--warmup-seconds") o.warmup_seconds = std::stod(next());
-    else if (a == "--max-rss-growth") o.max_rss_growth = positive(a, std::stod(next()));
-    else if (a == "--idle-timeout") o.idle_timeout = positive(a, std::stod(next()));
+    } else if (a == "--max-requests")
+      o.max_requests = static_cast<long>(positive(a, std::stod(next())));
+    else if (a == "--soak")
+      o.mode = Options::Mode::soak;
+    else if (a == "--multiplier")
+      o.multiplier = positive(a, std::stod(next()));
+    else if (a == "--warmup-seconds")
+      o.warmup_seconds = std::stod(next());
+    else if (a == "--max-rss-growth")
+      o.max_rss_growth = positive(a, std::stod(next()));
+    else if (a == "--idle-timeout")
+      o.idle_timeout = positive(a, std::stod(next()));
     else if (a == "--storm") {
       o.mode = Options::Mode::storm;
       o.storm.clients = static_cast<int>(positive(a, std::stoi(next())));
       if (o.storm.clients < 2) throw std::invalid_argument("--storm needs at least 2 clients");
-    } else if (a == "--storm-max-tokens") o.storm.chat_max_tokens = static_cast<int>(positive(a, std::stoi(next())));
-    else if (a == "--storm-video") o.storm.live_video = parse_bool(next());
-    else throw std::invalid_argument("unknown argument " + a);
+    } else if (a == "--storm-max-tokens")
+      o.storm.chat_max_tokens = static_cast<int>(positive(a, std::stoi(next())));
+    else if (a == "--storm-video")
+      o.storm.live_video = parse_bool(next());
+    else
+      throw std::invalid_argument("unknown argument " + a);
   }
   if (o.mode == Options::Mode::soak && !o.duration_set) o.duration = 600;
-  if (o.warmup_seconds >= o.duration) throw std::invalid_argument("--warmup-seconds must be shorter than --duration");
+  if (o.warmup_seconds >= o.duration)
+    throw std::invalid_argument("--warmup-seconds must be shorter than --duration");
   o.storm.idle_timeout = std::chrono::milliseconds(static_cast<long>(o.idle_timeout * 1000));
   double total = 0;
   for (const auto& [cls, w] : o.mix) total += w;
@@ -625,10 +704,16 @@ awaitable<bool> run(Options& o, json& out, talkserve::itest::ServerProcess* serv
   out["target"] = ctx.target.host + ":" + ctx.target.port;
   print_header();
   switch (o.mode) {
-    case Options::Mode::capacity: co_await find_capacity(ctx, out); co_return true;
-    case Options::Mode::rates: co_await rates(ctx, out); co_return true;
-    case Options::Mode::soak: co_return co_await soak(ctx, out, server);
-    case Options::Mode::storm: co_return co_await storm(ctx, out);
+    case Options::Mode::capacity:
+      co_await find_capacity(ctx, out);
+      co_return true;
+    case Options::Mode::rates:
+      co_await rates(ctx, out);
+      co_return true;
+    case Options::Mode::soak:
+      co_return co_await soak(ctx, out, server);
+    case Options::Mode::storm:
+      co_return co_await storm(ctx, out);
   }
   co_return false;
 }
@@ -654,16 +739,17 @@ int main(int argc, char** argv) {
   std::filesystem::path clips;
   try {
     if (o.url.empty()) {
-      clips = std::filesystem::temp_directory_path() / ("bench_load_clips_" + std::to_string(::getpid()));
+      clips = std::filesystem::temp_directory_path() /
+              ("bench_load_clips_" + std::to_string(::getpid()));
       server = std::make_unique<talkserve::itest::ServerProcess>(
-          o.binary, std::vector<std::string>{
-                        "--set", "http.host=127.0.0.1", "--set", "http.port=0",
-                        "--set", std::string("server.models_dir=\"") + TALKSERVE_BENCH_MODELS_DIR + "\"",
-                        "--set", "http.static_dir=\"\"", "--set", "log.level=\"warn\"",
-                        // As in the integration tests: libtorch's spinning intra-op threads
-                        // slow a shared 2-core machine down; the tiny model gains nothing.
-                        "--set", "llm.threads=1",
-                        "--set", "talk.cache_dir=\"" + clips.string() + "\""});
+          o.binary,
+          std::vector<std::string>{
+              "--set", "http.host=127.0.0.1", "--set", "http.port=0", "--set",
+              std::string("server.models_dir=\"") + TALKSERVE_BENCH_MODELS_DIR + "\"", "--set",
+              "http.static_dir=\"\"", "--set", "log.level=\"warn\"",
+              // As in the integration tests: libtorch's spinning intra-op threads
+              // slow a shared 2-core machine down; the tiny model gains nothing.
+              "--set", "llm.threads=1", "--set", "talk.cache_dir=\"" + clips.string() + "\""});
       const auto port = server->wait_listening(std::chrono::seconds(60));
       o.url = "127.0.0.1:" + std::to_string(port);
       o.server_pid = server->pid();
@@ -684,7 +770,8 @@ int main(int argc, char** argv) {
     if (!clips.empty()) std::filesystem::remove_all(clips);
     return ok ? 0 : 1;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "bench_load: %s\n%s", e.what(), server ? server->diagnostics().c_str() : "");
+    std::fprintf(stderr, "bench_load: %s\n%s", e.what(),
+                 server ? server->diagnostics().c_str() : "");
     if (!clips.empty()) std::filesystem::remove_all(clips);
     return 1;
   }

@@ -7,11 +7,10 @@
 // The storm is bench_load's (bench/load/disconnect_storm.*), compiled in: `bench_load --storm
 // 200` prints the same figures.
 
-#include <catch2/catch.hpp>
-
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_future.hpp>
+#include <catch2/catch.hpp>
 
 #include "disconnect_storm.hpp"
 #include "support/talkserve.hpp"
@@ -22,19 +21,22 @@ using nlohmann::json;
 
 namespace {
 
-talkserve::load::StormReport storm(const Talkserve& server, const talkserve::load::StormOptions& options) {
+talkserve::load::StormReport storm(const Talkserve& server,
+                                   const talkserve::load::StormOptions& options) {
   talkserve::load::Target target;
   target.host = server.host();
   target.port = std::to_string(server.port());
   boost::asio::io_context ioc;
-  auto report = boost::asio::co_spawn(ioc, talkserve::load::run_storm(target, options), boost::asio::use_future);
+  auto report = boost::asio::co_spawn(ioc, talkserve::load::run_storm(target, options),
+                                      boost::asio::use_future);
   ioc.run();
   return report.get();
 }
 
 }  // namespace
 
-TEST_CASE("200 clients dropped mid-stream leave no running request and no KV block behind", "[integration][storm]") {
+TEST_CASE("200 clients dropped mid-stream leave no running request and no KV block behind",
+          "[integration][storm]") {
   Talkserve server({"--set", "asr.enabled=false"});
 
   talkserve::load::StormOptions options;
@@ -63,11 +65,12 @@ TEST_CASE("200 clients dropped mid-stream leave no running request and no KV blo
 
   // The server survived and answers a new stream to the end.
   REQUIRE_FALSE(server.process().exited());
-  const auto chunks = sse_post(server.client(), "/v1/chat/completions",
-                               json{{"model", "stories260K"},
-                                    {"stream", true},
-                                    {"max_tokens", 16},
-                                    {"messages", json::array({{{"role", "user"}, {"content", "Hello"}}})}});
+  const auto chunks =
+      sse_post(server.client(), "/v1/chat/completions",
+               json{{"model", "stories260K"},
+                    {"stream", true},
+                    {"max_tokens", 16},
+                    {"messages", json::array({{{"role", "user"}, {"content", "Hello"}}})}});
   REQUIRE_FALSE(chunks.empty());
   CHECK(chunks.back() == "[DONE]");
 }
