@@ -108,7 +108,14 @@ bool handle_event(const std::string& event, Clock::time_point now, Clock::time_p
     const auto& choice = (*c)[0];
     if (auto f = choice.find("finish_reason"); f != choice.end() && f->is_string())
       r.finish_reason = f->get<std::string>();
-    if (auto t = choice.find("text"); t != choice.end() && t->is_string() && !t->get_ref<const std::string&>().empty()) {
+    auto non_empty = [](const nlohmann::json& o, const char* key) {
+      auto t = o.find(key);
+      return t != o.end() && t->is_string() && !t->get_ref<const std::string&>().empty();
+    };
+    // /v1/completions carries "text"; /v1/chat/completions chunks carry "delta": {"content"}.
+    const auto delta = choice.find("delta");
+    if (non_empty(choice, "text") ||
+        (delta != choice.end() && delta->is_object() && non_empty(*delta, "content"))) {
       if (!last_text) r.ttft_s = std::chrono::duration<double>(now - sent).count();
       else r.itl_s.push_back(std::chrono::duration<double>(now - *last_text).count());
       last_text = now;
