@@ -36,6 +36,9 @@ using Kind = MediaError::Kind;
 
 constexpr double kMinTruncatedSeconds = 0.010;
 constexpr std::int64_t kProbeBytes = std::int64_t{128} * 1024;
+// Source rates accepted: every real recording format lies inside.
+constexpr int kMinSampleRate = 1000;
+constexpr int kMaxSampleRate = 768000;
 
 std::string seconds_text(double seconds) {
   char text[32];
@@ -198,6 +201,13 @@ class Decoder {
         // original 16 kHz while Opus always decodes at 48 kHz.
         result_.source_sample_rate = frame.sample_rate;
         result_.source_channels = frame.ch_layout.nb_channels;
+      }
+      // A damaged header can claim any rate; swr_init builds its filter for it, which for
+      // 700 MHz took over 10 s and 2 GB per upload (fuzz_audio_decoder).
+      if (frame.sample_rate < kMinSampleRate || frame.sample_rate > kMaxSampleRate) {
+        throw MediaError(Kind::corrupt, "sample rate " + std::to_string(frame.sample_rate) +
+                                            " Hz is outside " + std::to_string(kMinSampleRate) +
+                                            " to " + std::to_string(kMaxSampleRate) + " Hz");
       }
       resampler_.emplace(frame.ch_layout, format, frame.sample_rate, AV_SAMPLE_FMT_FLT,
                          options_.sample_rate);

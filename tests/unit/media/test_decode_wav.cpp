@@ -107,3 +107,30 @@ TEST_CASE("float WAV samples that are not finite or past full scale decode into 
   CHECK(audio.samples[40] == 1.0f);
   CHECK(audio.samples[100] == Approx(0.25f));
 }
+
+TEST_CASE("a WAV header claiming an absurd sample rate is refused as corrupt", "[media][decode]") {
+  // mu-law, mono, 721428288 Hz (a damaged header): building the resampler for it took over
+  // 10 s and 2 GB (found by fuzz_audio_decoder).
+  std::string wav = "RIFF";
+  auto put32 = [&](std::uint32_t v) { wav.append(reinterpret_cast<const char*>(&v), 4); };
+  auto put16 = [&](std::uint16_t v) { wav.append(reinterpret_cast<const char*>(&v), 2); };
+  put32(36 + 800);
+  wav += "WAVEfmt ";
+  put32(16);
+  put16(7);           // WAVE_FORMAT_MULAW
+  put16(1);
+  put32(721428288);
+  put32(721428288);
+  put16(1);
+  put16(8);
+  wav += "data";
+  put32(800);
+  wav.append(800, '\x55');
+  try {
+    decode_audio(mt::as_bytes(wav));
+    FAIL("decoded");
+  } catch (const MediaError& e) {
+    CHECK(e.kind() == MediaError::Kind::corrupt);
+    CHECK_THAT(e.what(), Catch::Contains("sample rate 721428288 Hz"));
+  }
+}
