@@ -48,6 +48,12 @@ std::optional<Session> parse_session(const std::string& id, std::string_view rec
   }
 }
 
+bool is_session_id(std::string_view id) {
+  constexpr std::string_view kPrefix = "sess_";
+  if (id.size() != kPrefix.size() + 32 || !id.starts_with(kPrefix)) return false;
+  return id.find_first_not_of("0123456789abcdef", kPrefix.size()) == std::string_view::npos;
+}
+
 SessionStore::SessionStore(SessionConfig config, sched::Clock& clock,
                            std::shared_ptr<SessionTier> tier)
     : config_((config.validate(), config)), clock_(clock), tier_(std::move(tier)) {}
@@ -121,6 +127,10 @@ std::optional<Session> SessionStore::begin_turn(const std::string& id, std::stri
     return s;
   }
 
+  if (!is_session_id(id)) {
+    // Never looked up, never sent to the shared tier, never echoed (it may be huge).
+    return refuse(Refusal::not_found, "session_id: not a session id (sess_ and 32 hex digits)");
+  }
   auto it = sessions_.find(id);
   if (it != sessions_.end() && it->second.busy) {
     return refuse(Refusal::busy, "session '" + id + "' already has a turn in progress");

@@ -182,8 +182,10 @@ TEST_CASE("talk: a spoken turn is transcribed, and the session carries on", "[ta
 
   auto next = talk_ok(client, json{{"text", "And then what happened?"}, {"session_id", session}});
   CHECK(next["session_id"] == session);
-  check_error_mentions(client.post_json("/v1/talk", json{{"text", "hi"}, {"session_id", "sess_nope"}}), 404,
-              "sess_nope");
+  const std::string unknown = "sess_0123456789abcdef0123456789abcdef";
+  check_error_mentions(client.post_json("/v1/talk", json{{"text", "hi"}, {"session_id", unknown}}), 404, unknown);
+  check_error_mentions(client.post_json("/v1/talk", json{{"text", "hi"}, {"session_id", "../etc/passwd"}}), 404,
+                       "not a session id");
 }
 
 TEST_CASE("talk: stream true sends each stage as an event, in order", "[talk]") {

@@ -135,10 +135,10 @@ struct RedisSection {
   int max_clip_mb = 64;                   // larger clips are not shared (each replica renders them)
   int timeout_ms = 250;                   // connect and each read/write; slower Redis = local only
   std::string key_prefix = "talkserve:clip:";
-  void validate() const;
   bool sessions = true;                   // share conversation sessions too (when url is set)
   int session_lock_s = 120;               // a turn lock outliving its replica expires after this
   std::string session_key_prefix = "talkserve:session:";
+  void validate() const;
 };
 
 struct AppConfig {

@@ -54,6 +54,10 @@ struct TurnRecord {
   std::string avatar;  // "" keeps the session's
 };
 
+// Whether `id` has the form new_id() gives ("sess_" and 32 lowercase hex digits). Other ids are
+// refused as unknown before any lookup.
+bool is_session_id(std::string_view id);
+
 // The session's shared form (JSON: version, voice, avatar, history); parse returns nullopt for
 // a record it cannot read (written by an incompatible version, or corrupt).
 std::string serialize_session(const Session& s);

@@ -56,8 +56,17 @@ TEST_CASE("sessions: a new session, its turns, one turn at a time", "[pipeline][
   REQUIRE(again);
   CHECK(again->history.size() == 2);
   CHECK(again->version == 1);
-  CHECK(store.begin_turn("sess_unknown", &why, &refusal) == std::nullopt);
+  CHECK(store.begin_turn("sess_0123456789abcdef0123456789abcdef", &why, &refusal) == std::nullopt);
   CHECK(refusal == Refusal::not_found);
+  CHECK(why.find("does not exist") != std::string::npos);
+  // Malformed ids are refused without a lookup, and not echoed back.
+  for (const std::string bad : {"sess_unknown", std::string(100000, 'a'), "sess_0123456789ABCDEF0123456789abcdef",
+                                "../sess_0123456789abcdef0123456789abcd"}) {
+    CHECK(store.begin_turn(bad, &why, &refusal) == std::nullopt);
+    CHECK(refusal == Refusal::not_found);
+    CHECK(why.size() < 100);
+  }
+  CHECK(talkserve::pipeline::is_session_id(s->id));
 }
 
 TEST_CASE("sessions: the history keeps the last max_turns turns", "[pipeline][sessions]") {
