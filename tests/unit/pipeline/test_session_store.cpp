@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <string>
+#include <vector>
 
 #include "talkserve/pipeline/session_store.hpp"
 #include "talkserve/sched/clock.hpp"
@@ -60,7 +61,7 @@ TEST_CASE("sessions: a new session, its turns, one turn at a time", "[pipeline][
   CHECK(refusal == Refusal::not_found);
   CHECK(why.find("does not exist") != std::string::npos);
   // Malformed ids are refused without a lookup, and not echoed back.
-  for (const std::string bad : {"sess_unknown", std::string(100000, 'a'), "sess_0123456789ABCDEF0123456789abcdef",
+  for (const std::string& bad : std::vector<std::string>{"sess_unknown", std::string(100000, 'a'), "sess_0123456789ABCDEF0123456789abcdef",
                                 "../sess_0123456789abcdef0123456789abcd"}) {
     CHECK(store.begin_turn(bad, &why, &refusal) == std::nullopt);
     CHECK(refusal == Refusal::not_found);
