@@ -78,9 +78,9 @@ TEST_CASE("sessions: the history keeps the last max_turns turns", "[pipeline][se
   std::string why;
   const auto id = store.begin_turn("", &why)->id;
   store.end_turn(id, turn("u1", "a1"));
-  for (int i = 2; i <= 4; ++i) {
+  for (const char* n : {"2", "3", "4"}) {
     REQUIRE(store.begin_turn(id, &why));
-    store.end_turn(id, turn("u" + std::to_string(i), "a" + std::to_string(i)));
+    store.end_turn(id, turn(std::string("u").append(n), std::string("a").append(n)));
   }
   auto s = store.begin_turn(id, &why);
   REQUIRE(s);
