@@ -89,7 +89,10 @@ int ServerApp::run() {
     spdlog::critical("{}", e.what());
     return 1;
   }
-  SystemState system{[&d] { return d.ready(); }, [&d] { return d.draining.load(); }, &d.metrics};
+  SystemState system;
+  system.ready = [&d] { return d.ready(); };
+  system.draining = [&d] { return d.draining.load(); };
+  system.metrics = &d.metrics;
   system.resource_limit = [&d]() -> std::optional<std::string> {
     return d.resources ? d.resources->not_ready_reason() : std::nullopt;
   };

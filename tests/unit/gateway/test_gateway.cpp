@@ -20,8 +20,8 @@ namespace {
 
 GatewayConfig two_keys() {
   GatewayConfig cfg;
-  cfg.keys.push_back({"alice", "sk-alice", "", Tier::vip, 2.0, 3.0});
-  cfg.keys.push_back({"bob", "", sha256_hex("sk-bob"), Tier::batch, std::nullopt, std::nullopt});
+  cfg.keys.push_back({"alice", "sk-alice", "", Tier::vip, 2.0, 3.0, {}});
+  cfg.keys.push_back({"bob", "", sha256_hex("sk-bob"), Tier::batch, std::nullopt, std::nullopt, {}});
   return cfg;
 }
 
@@ -247,7 +247,7 @@ TEST_CASE("gateway: concurrent admits respect the bucket and the bound exactly",
   sched::ManualClock clock;
   obs::MetricsRegistry metrics;
   GatewayConfig cfg;
-  cfg.keys.push_back({"alice", "sk-alice", "", Tier::vip, 1.0, 500.0});
+  cfg.keys.push_back({"alice", "sk-alice", "", Tier::vip, 1.0, 500.0, {}});
   cfg.max_in_flight = 300;
   Gateway gw(cfg, clock, metrics);
   std::atomic<int> ok{0}, limited{0}, overloaded{0};

@@ -123,7 +123,7 @@ TEST_CASE("keys file: loaded from disk and merged with inline keys", "[gateway][
   TempFile file("bob batch key:sk-bob\n");
   GatewayConfig cfg;
   cfg.keys_file = file.path.string();
-  cfg.keys.push_back({"alice", "sk-alice", "", Tier::vip, 7.0, std::nullopt});
+  cfg.keys.push_back({"alice", "sk-alice", "", Tier::vip, 7.0, std::nullopt, {}});
   REQUIRE_NOTHROW(cfg.validate());
   const auto keys = load_api_keys(cfg);
   REQUIRE(keys.size() == 2);
@@ -157,33 +157,33 @@ TEST_CASE("gateway config: validate names the bad key", "[gateway][config]") {
   fails([](GatewayConfig& c) { c.batch.burst = 0.5; }, "gateway.tiers.batch.burst");
   fails(
       [](GatewayConfig& c) {
-        c.keys.push_back({"", "k", "", Tier::vip, {}, {}});
+        c.keys.push_back({"", "k", "", Tier::vip, {}, {}, {}});
       },
       "gateway.keys[0].name");
   fails(
       [](GatewayConfig& c) {
-        c.keys.push_back({"a", "", "", Tier::vip, {}, {}});
+        c.keys.push_back({"a", "", "", Tier::vip, {}, {}, {}});
       },
       "gateway.keys[0] ('a'): set exactly one of key or key_sha256");
   fails(
       [](GatewayConfig& c) {
-        c.keys.push_back({"a", "k", kTestSha, Tier::vip, {}, {}});
+        c.keys.push_back({"a", "k", kTestSha, Tier::vip, {}, {}, {}});
       },
       "exactly one");
   fails(
       [](GatewayConfig& c) {
-        c.keys.push_back({"a", "", "12ab", Tier::vip, {}, {}});
+        c.keys.push_back({"a", "", "12ab", Tier::vip, {}, {}, {}});
       },
       "key_sha256 must be 64 hex");
   fails(
       [](GatewayConfig& c) {
-        c.keys.push_back({"a", "k1", "", Tier::vip, {}, {}});
-        c.keys.push_back({"a", "k2", "", Tier::vip, {}, {}});
+        c.keys.push_back({"a", "k1", "", Tier::vip, {}, {}, {}});
+        c.keys.push_back({"a", "k2", "", Tier::vip, {}, {}, {}});
       },
       "gateway.keys[1] ('a'): name is used twice");
   fails(
       [](GatewayConfig& c) {
-        c.keys.push_back({"a", "k", "", Tier::vip, -1.0, {}});
+        c.keys.push_back({"a", "k", "", Tier::vip, -1.0, {}, {}});
       },
       "gateway.keys[0] ('a'): rate_per_s");
   fails([](GatewayConfig& c) { c.keys_file = "/nonexistent/keys"; }, "gateway.keys_file");
