@@ -132,9 +132,13 @@ std::vector<FormPart> parse_form_data(std::string_view body, std::string_view bo
     std::string_view headers;
     if (headers_end != std::string_view::npos && headers_end <= part_end) {
       headers = body.substr(pos, headers_end - pos);
-      part.data = body.substr(headers_end + 4, part_end - headers_end - 4);
+      // "...\r\n\r\n--boundary": the delimiter's CRLF is also the second half of the
+      // headers' end, and the part is empty (its data must not run past the delimiter).
+      part.data = headers_end + 4 <= part_end ? body.substr(headers_end + 4, part_end - headers_end - 4)
+                                              : body.substr(part_end, 0);
     } else if (body.substr(pos, 2) == "\r\n") {
-      part.data = body.substr(pos + 2, part_end - pos - 2);  // a part without headers
+      // A part without headers (empty when the delimiter follows at once).
+      part.data = part_end >= pos + 2 ? body.substr(pos + 2, part_end - pos - 2) : body.substr(part_end, 0);
     } else {
       throw MultipartError("multipart part headers are not terminated");
     }

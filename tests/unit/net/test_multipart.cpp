@@ -99,3 +99,26 @@ TEST_CASE("form_data_of refuses a text field that is not UTF-8 and allows binary
     CHECK(std::string(e.what()).find("'text' is not valid UTF-8") != std::string::npos);
   }
 }
+
+TEST_CASE("an empty part whose delimiter follows at once stays inside the body, in order",
+          "[net][multipart]") {
+  // Found by fuzz_multipart: "\r\n\r\n--B" made the part's data start past the delimiter and
+  // run to the end of the body (an unsigned length wrapped).
+  const std::string body =
+      "--B\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n--B\r\n"  // headers, then the delimiter
+      "Content-Disposition: form-data; name=\"c\"\r\n\r\nxyz\r\n--B--\r\n";
+  const auto parts = parse_form_data(body, "B", 8);
+  REQUIRE(parts.size() == 2);
+  const char* prev_end = body.data();
+  for (const auto& p : parts) {
+    CHECK(p.data.data() >= prev_end);
+    CHECK(p.data.data() + p.data.size() <= body.data() + body.size());
+    prev_end = p.data.data() + p.data.size();
+  }
+  CHECK(parts[0].name == "a");
+  CHECK(parts[0].data.empty());
+  CHECK(parts[1].name == "c");
+  CHECK(parts[1].data == "xyz");
+  // No headers and no data: refused (no Content-Disposition), not read out of bounds.
+  CHECK_THROWS_AS(parse_form_data("--B\r\n\r\n--B--\r\n", "B", 8), MultipartError);
+}
