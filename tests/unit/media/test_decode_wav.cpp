@@ -134,3 +134,64 @@ TEST_CASE("a WAV header claiming an absurd sample rate is refused as corrupt", "
     CHECK_THAT(e.what(), Catch::Contains("sample rate 721428288 Hz"));
   }
 }
+
+TEST_CASE("a WAV metadata chunk claiming more bytes than the upload holds is refused as corrupt",
+          "[media][decode]") {
+  // FFmpeg's wav demuxer allocates a LIST INFO entry at its declared size, bounded only by the
+  // LIST chunk's own claim: a 7 KB upload whose LIST claimed 2.7 GB made one decode allocate
+  // 2.1 GB (found by fuzz_audio_decoder). Here the entry claims 64 MiB.
+  auto le32 = [](std::uint32_t v) { return std::string(reinterpret_cast<const char*>(&v), 4); };
+  auto chunk = [&](const std::string& tag, std::uint32_t claimed, const std::string& body) {
+    return tag + le32(claimed) + body;
+  };
+  std::string fmt = le32(0x00010003);  // WAVE_FORMAT_IEEE_FLOAT, mono
+  fmt += le32(16000) + le32(16000 * 4) + le32(0x00200004);  // rate, byte rate, align 4, 32 bits
+  const std::vector<float> samples(1600, 0.25f);
+  const std::string pcm(reinterpret_cast<const char*>(samples.data()), samples.size() * 4);
+  const std::string info = "INFO" + chunk("ISFT", 64u << 20, "Lavf59.27.100");
+  const std::string huge_list = chunk("LIST", 0xA6030000u, info);
+  auto wave = [&](const std::string& chunks) {
+    return "RIFF" + le32(static_cast<std::uint32_t>(4 + chunks.size())) + "WAVE" + chunks;
+  };
+  const std::string fmt_chunk = chunk("fmt ", 16, fmt);
+  auto decode_error = [](const std::string& bytes) {
+    try {
+      const DecodedAudio audio = decode_audio(mt::as_bytes(bytes));
+      FAIL("decode_audio returned " << audio.samples.size() << " samples instead of throwing");
+    } catch (const MediaError& error) {
+      return error;
+    }
+    throw std::logic_error("unreachable");
+  };
+  const std::string data_chunk = chunk("data", static_cast<std::uint32_t>(pcm.size()), pcm);
+
+  SECTION("the LIST after the samples") {
+    const MediaError e = decode_error(wave(fmt_chunk + data_chunk + huge_list));
+    CHECK(e.kind() == MediaError::Kind::corrupt);
+    CHECK_THAT(e.what(), Catch::Contains("'LIST' chunk claims 2785214464 bytes"));
+  }
+  SECTION("the LIST between the format and the samples (the fuzzer's layout)") {
+    const MediaError e = decode_error(wave(fmt_chunk + huge_list + data_chunk));
+    CHECK(e.kind() == MediaError::Kind::corrupt);
+    CHECK_THAT(e.what(), Catch::Contains("'LIST' chunk claims 2785214464 bytes"));
+  }
+  SECTION("a bext chunk claiming more than the upload") {
+    const MediaError e = decode_error(wave(fmt_chunk + data_chunk + chunk("bext", 1u << 30, "")));
+    CHECK(e.kind() == MediaError::Kind::corrupt);
+    CHECK_THAT(e.what(), Catch::Contains("'bext' chunk claims"));
+  }
+  SECTION("a LIST that fits still decodes") {
+    const std::string fitting = "INFO" + chunk("ISFT", 14, std::string("Lavf59.27.100\0", 14));
+    const std::string list = chunk("LIST", static_cast<std::uint32_t>(fitting.size()), fitting);
+    CHECK(decode_audio(mt::as_bytes(wave(fmt_chunk + list + data_chunk))).samples.size() == 1600);
+  }
+  SECTION("a LIST cut short by the end of a cut-off upload is left to the demuxer") {
+    const std::string cut_list = chunk("LIST", 200, "INFO" + chunk("ISFT", 192, "Lavf"));
+    CHECK(decode_audio(mt::as_bytes(wave(fmt_chunk + data_chunk + cut_list))).samples.size() ==
+          1600);
+  }
+  SECTION("sample data cut short by the end of the upload still decodes") {
+    const std::string cut = chunk("data", 100u << 20, pcm);
+    CHECK(decode_audio(mt::as_bytes(wave(fmt_chunk + cut))).samples.size() == 1600);
+  }
+}
