@@ -6,8 +6,9 @@
 //
 // Fails on: a sanitizer report; a connection the server does not close after the client has
 // sent everything (a hang, caught by -timeout); an answer that is not a sequence of well-formed
-// HTTP responses; any 5xx (a handler threw something other than an ApiError); a JSON error body
-// that is not valid JSON.
+// HTTP responses; any 5xx (a handler threw something other than an ApiError); a 4xx whose body
+// is not the JSON error shape, or, answering HEAD (no body, RFC 9110 9.3.2), whose Content-Type
+// is not JSON.
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
@@ -155,7 +156,8 @@ void check_answer(const std::string& answer, std::string_view input) {
   std::string_view rest = answer;
   while (!rest.empty()) {
     http::response_parser<http::string_body> parser;
-    parser.skip(index < methods.size() && methods[index] == http::verb::head);
+    const bool head = index < methods.size() && methods[index] == http::verb::head;
+    parser.skip(head);
     parser.eager(true);
     parser.body_limit(16 * 1024 * 1024);
     beast::error_code ec;
@@ -166,7 +168,10 @@ void check_answer(const std::string& answer, std::string_view input) {
     const auto& res = parser.get();
     const unsigned status = res.result_int();
     if (status >= 500) fail("server error " + std::to_string(status), answer);
-    if (status >= 400) {
+    if (status >= 400 && head) {
+      if (res[http::field::content_type].find("application/json") != 0)
+        fail("error answer to HEAD is not JSON", answer);
+    } else if (status >= 400) {
       auto j = nlohmann::json::parse(res.body(), nullptr, false);
       if (j.is_discarded() || !j.contains("error")) fail("error body is not the JSON error shape", answer);
     }
