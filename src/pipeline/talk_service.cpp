@@ -159,18 +159,26 @@ class Turn : public std::enable_shared_from_this<Turn> {
 
   void cancel() {
     std::optional<llm::RequestId> llm_id;
+    std::shared_ptr<speech::AsrTicket> asr_ticket;
     {
       std::lock_guard lock(cancel_mutex_);
       cancelled_ = true;
       llm_id = llm_id_;
+      asr_ticket = asr_ticket_;
     }
     if (llm_id) s_.chat->cancel(*llm_id);
-    if (asr_ticket_) asr_ticket_->cancel();
+    if (asr_ticket) asr_ticket->cancel();
   }
 
  private:
   // On the pool: decode, VAD, then the ASR executor.
   void recognise() {
+    if (is_cancelled()) {  // the client left while the upload waited for the pool
+      asio::post(strand_, [self = shared_from_this()] {
+        self->fail(ApiError(503, "turn cancelled", {}, "cancelled"));
+      });
+      return;
+    }
     try {
       media::DecodeOptions opts;
       opts.sample_rate = speech::kAsrSampleRate;
@@ -193,7 +201,13 @@ class Turn : public std::enable_shared_from_this<Turn> {
         });
         return;
       }
-      asr_ticket_ = *t;
+      bool cancelled = false;
+      {
+        std::lock_guard lock(cancel_mutex_);
+        asr_ticket_ = *t;
+        cancelled = cancelled_;
+      }
+      if (cancelled) (*t)->cancel();  // the client left while the segments were queued
     } catch (const media::MediaError& e) {
       using Kind = media::MediaError::Kind;
       const int status = e.kind() == Kind::unsupported ? 415
@@ -204,6 +218,11 @@ class Turn : public std::enable_shared_from_this<Turn> {
         self->fail(ApiError(status, "file: " + msg, "file"));
       });
     }
+  }
+
+  bool is_cancelled() {
+    std::lock_guard lock(cancel_mutex_);
+    return cancelled_;
   }
 
   void on_transcript(const std::string& text) {

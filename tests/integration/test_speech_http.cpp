@@ -221,6 +221,41 @@ TEST_CASE("transcriptions: concurrent uploads, good and bad, each get their own 
   CHECK(metrics.find("talkserve_batch_size_count{executor=\"asr\"}") != std::string::npos);
 }
 
+TEST_CASE("transcriptions: uploads whose clients hang up are dropped before decoding",
+          "[speech][asr][disconnect]") {
+  Talkserve server(speech_server());
+  const std::string wav = speech_file("jfk.wav");  // 11 s
+  const int clients = 16;
+  const std::string body = multipart({{"file", wav, "jfk.wav", "audio/wav"},
+                                      {"model", "whisper-1", {}, ""}});
+  const std::string request = "POST /v1/audio/transcriptions HTTP/1.1\r\nHost: test\r\n"
+                              "Content-Type: multipart/form-data; boundary=" + kBoundary +
+                              "\r\nContent-Length: " + std::to_string(body.size()) +
+                              "\r\n\r\n" + body;
+  const double seconds_before =
+      server.metrics().value("talkserve_asr_audio_seconds_total").value_or(0);
+
+  // All uploads sent in full, then every client hangs up before any answer: the media pool
+  // (two threads) is still busy with the first ones and the rest are waiting for it.
+  abandon_requests(server, request, clients);
+
+  // Every request ends, and only the uploads already being decoded when their clients left
+  // were segmented: the others were dropped where they waited.
+  REQUIRE(poll_until([&] { return server.metrics().value("talkserve_in_flight_requests") == 0; },
+                     60s, 50ms));
+  const double seconds =
+      server.metrics().value("talkserve_asr_audio_seconds_total").value_or(0) - seconds_before;
+  INFO("segmented " << seconds << " s of audio for " << clients << " abandoned uploads");
+  CHECK(seconds < 0.5 * clients * 11.0);
+  CHECK(server.metrics().value("talkserve_queue_depth", {{"executor", "asr"}}) == 0);
+
+  // The server still answers.
+  auto client = server.client(120s);
+  auto res = transcribe(client, speech_file("pocketsphinx_goforward.wav"), "text");
+  CHECK(res.status == 200);
+  CHECK(res.body == "go forward ten meters\n");
+}
+
 TEST_CASE("transcriptions: the server's word error rate matches pocketsphinx fed directly",
           "[speech][asr][accuracy]") {
   // Direct: the same pocketsphinx model on the whole clip (decoded to 16 kHz by FFmpeg).

@@ -188,6 +188,37 @@ TEST_CASE("talk: a spoken turn is transcribed, and the session carries on", "[ta
                        "not a session id");
 }
 
+TEST_CASE("talk: spoken turns whose clients hang up are dropped before decoding", "[talk][disconnect]") {
+  Talkserve server(talk_server());
+  const std::string wav = read_file(std::filesystem::path(talkserve::test::speech_data_dir()) /
+                                    "jfk.wav");  // 11 s
+  const int clients = 16;
+  const std::string boundary = "talk-boundary-1234";
+  const std::string body = "--" + boundary +
+                           "\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n\r\n" +
+                           wav + "\r\n--" + boundary + "--\r\n";
+  const std::string request = "POST /v1/talk HTTP/1.1\r\nHost: test\r\n"
+                              "Content-Type: multipart/form-data; boundary=" + boundary +
+                              "\r\nContent-Length: " + std::to_string(body.size()) +
+                              "\r\n\r\n" + body;
+  const double before = server.metrics().value("talkserve_asr_audio_seconds_total").value_or(0);
+  abandon_requests(server, request, clients);
+
+  // Every turn ends; only those already decoding when their clients left reached the VAD.
+  REQUIRE(poll_until([&] { return server.metrics().value("talkserve_in_flight_requests") == 0; },
+                     60s, 50ms));
+  const double seconds =
+      server.metrics().value("talkserve_asr_audio_seconds_total").value_or(0) - before;
+  INFO("segmented " << seconds << " s of audio for " << clients << " abandoned turns");
+  CHECK(seconds < 0.5 * clients * 11.0);
+  auto metrics = server.metrics();
+  CHECK(metrics.value("talkserve_queue_depth", {{"executor", "asr"}}) == 0);
+  CHECK(metrics.sum("talkserve_num_requests_running") == 0);
+
+  auto client = server.client(120s);
+  talk_ok(client, json{{"text", "Hello there"}});
+}
+
 TEST_CASE("talk: stream true sends each stage as an event, in order", "[talk]") {
   Talkserve server(talk_server());
   SseStream stream(server.client(120s), "/v1/talk",

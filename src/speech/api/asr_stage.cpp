@@ -130,6 +130,10 @@ struct AsrStage::Impl {
       : vad(std::move(vad)), config(std::move(cfg)) {
     if (registry != nullptr) {
       metrics = std::make_unique<obs::ExecutorMetrics>(*registry, config.batching.name);
+      audio_seconds = &registry->counter(
+          "talkserve_asr_audio_seconds_total",
+          "Seconds of audio segmented for recognition (uploads and talk turns; an upload whose "
+          "client left before its turn is not counted)");
     }
     executor = std::make_unique<Executor>(
         config.batching, clock,
@@ -157,6 +161,7 @@ struct AsrStage::Impl {
   std::shared_ptr<const VadModel> vad;
   AsrStageConfig config;
   std::unique_ptr<obs::ExecutorMetrics> metrics;
+  obs::Counter* audio_seconds = nullptr;
   std::unique_ptr<Executor> executor;
 };
 
@@ -179,6 +184,7 @@ const VadParams& AsrStage::vad_params() const { return impl_->config.vad; }
 std::vector<SpeechRegion> AsrStage::segment(const std::vector<float>& audio) const {
   const auto max_len = static_cast<std::size_t>(impl_->config.max_segment_seconds * kAsrSampleRate);
   if (audio.empty()) return {};
+  if (impl_->audio_seconds) impl_->audio_seconds->inc(static_cast<double>(audio.size()) / kAsrSampleRate);
   if (!impl_->vad) return cut_long({{0, audio.size()}}, max_len);
   auto regions = detect_speech(*impl_->vad, audio, impl_->config.vad);
   for (auto& r : regions) r.end = std::min(r.end, audio.size());

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <mutex>
 #include <optional>
 
 #include "media_errors.hpp"
@@ -146,10 +147,32 @@ asio::awaitable<void> TranscriptionHandler::handle(net::HttpExchange& ex) {
   std::optional<ApiError> error;
   TranscriptionRequest req;
   Prepared prepared;
+  // A client that hangs up stops its work wherever it is: while its upload waits for the media
+  // pool (decoding and the VAD are skipped) or while its segments wait for the recogniser.
+  struct Watch {
+    std::mutex mutex;
+    bool gone = false;
+    std::shared_ptr<AsrTicket> ticket;
+  };
+  auto watch = std::make_shared<Watch>();
+  auto client_gone = [watch] {
+    std::lock_guard lock(watch->mutex);
+    return watch->gone;
+  };
   try {
     req = parse(ex.request(), stage_.backend());
+    ex.watch_disconnect([watch] {
+      std::shared_ptr<AsrTicket> ticket;
+      {
+        std::lock_guard lock(watch->mutex);
+        watch->gone = true;
+        ticket = watch->ticket;
+      }
+      if (ticket) ticket->cancel();
+    });
     // Decoding and the VAD are compute: on the media pool, never on the I/O thread.
-    auto prepare = [this, &req]() -> asio::awaitable<Prepared> {
+    auto prepare = [this, &req, client_gone]() -> asio::awaitable<Prepared> {
+      if (client_gone()) throw ApiError(503, "transcription cancelled", {}, "cancelled");
       media::DecodeOptions opts;
       opts.sample_rate = kAsrSampleRate;
       opts.max_seconds = limits_.max_audio_seconds;
@@ -173,20 +196,23 @@ asio::awaitable<void> TranscriptionHandler::handle(net::HttpExchange& ex) {
   }
   if (error) co_return co_await ex.respond(net::error_response(*error, version));
 
-  auto ticket = std::make_shared<std::shared_ptr<AsrTicket>>();
-  auto refused = std::make_shared<std::optional<sched::ExecError>>();
-  ex.watch_disconnect([ticket] {
-    if (*ticket) (*ticket)->cancel();
-  });
+  if (client_gone()) {
+    const sched::ExecError cancelled{sched::ExecErrc::cancelled, "cancelled"};
+    net::Response res = net::error_response(exec_error(cancelled), version);
+    co_return co_await ex.respond(std::move(res));
+  }
   // Named, not a temporary inside co_await (GCC 12 destroys such temporaries twice).
-  auto start = [this, &prepared, &req, ticket, priority = ex.context().priority](auto done) {
+  auto start = [this, &prepared, &req, watch, priority = ex.context().priority](auto done) {
     auto t = stage_.transcribe(prepared.audio, std::move(prepared.segments), req.language,
                                priority, done);
-    if (t) {
-      *ticket = *t;
-    } else {
-      done(sched::Expected<Transcript>(t.error()));
+    if (!t) return done(sched::Expected<Transcript>(t.error()));
+    bool gone = false;
+    {
+      std::lock_guard lock(watch->mutex);
+      watch->ticket = *t;
+      gone = watch->gone;
     }
+    if (gone) (*t)->cancel();  // the client left while the segments were being queued
   };
   auto result = co_await net::await_callback<sched::Expected<Transcript>>(std::move(start));
   if (!result) co_return co_await ex.respond(net::error_response(exec_error(result.error()), version));

@@ -1,5 +1,9 @@
 #include "support/talkserve.hpp"
 
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
+
 #include <cstdlib>
 #include <fstream>
 #include <random>
@@ -117,6 +121,23 @@ MetricsText Talkserve::metrics() const {
                              res.body);
   }
   return parse_prometheus(res.body);
+}
+
+void abandon_requests(const Talkserve& server, const std::string& raw_request, int clients) {
+  namespace asio = boost::asio;
+  asio::io_context ioc;
+  std::vector<asio::ip::tcp::socket> sockets;
+  const asio::ip::tcp::endpoint at(asio::ip::make_address(server.host()), server.port());
+  for (int i = 0; i < clients; ++i) {
+    auto& s = sockets.emplace_back(ioc);
+    s.connect(at);
+    asio::write(s, asio::buffer(raw_request));
+  }
+  const bool all_in = poll_until(
+      [&] { return server.metrics().value("talkserve_in_flight_requests") == clients; },
+      std::chrono::seconds(60));
+  for (auto& s : sockets) s.close();
+  if (!all_in) throw std::runtime_error("the abandoned requests never were all in flight");
 }
 
 }  // namespace talkserve::itest

@@ -70,6 +70,11 @@ class Talkserve {
   std::unique_ptr<ServerProcess> process_;
 };
 
+// Sends `raw_request` (a whole HTTP/1.1 request) on `clients` connections, waits until the
+// server counts them all in flight, then closes every connection before any answer: clients
+// that hang up on requests the server is still working on. Returns once they are closed.
+void abandon_requests(const Talkserve& server, const std::string& raw_request, int clients);
+
 // Polls GET /readyz until it answers 200. Throws std::runtime_error (with the server's stderr)
 // when the process exits or `timeout` passes first.
 void wait_ready(ServerProcess& server, std::chrono::milliseconds timeout);
