@@ -346,6 +346,8 @@ TEST_CASE("closing the socket mid-stream cancels the request", "[llm][cancellati
   CHECK(m.value("talkserve_in_flight_requests") == 0);
   // Its KV blocks went back too.
   CHECK(m.value("talkserve_kv_cache_usage_perc", {{"model_name", kModel}}).value_or(-1) == 0);
+  CHECK(m.value("talkserve_kv_cache_used_bytes", {{"model_name", kModel}}).value_or(-1) == 0);
+  CHECK(m.value("talkserve_kv_cache_bytes", {{"model_name", kModel}}).value_or(0) > 0);
   // And the server still serves.
   post_ok(client, "/v1/completions", greedy_completion(4));
 }

@@ -23,7 +23,10 @@ namespace talkserve::llm {
 class EngineMetrics final : public EngineObserver {
  public:
   // Registers the series (throws std::invalid_argument on a name clash in `registry`).
-  EngineMetrics(obs::MetricsRegistry& registry, const std::string& model_name);
+  // `kv_cache_bytes`: memory of the whole KV cache (ModelInfo), exported with the bytes held
+  // by sequences so that memory can be watched where no GPU monitor reports it.
+  EngineMetrics(obs::MetricsRegistry& registry, const std::string& model_name,
+                std::int64_t kv_cache_bytes = 0);
 
   void on_step(const EngineStats& stats) override;
   void on_request_finished(const FinishedEvent& event) override;
@@ -32,6 +35,8 @@ class EngineMetrics final : public EngineObserver {
   obs::Gauge& running_;
   obs::Gauge& waiting_;
   obs::Gauge& kv_usage_;
+  obs::Gauge& kv_used_bytes_;
+  double kv_cache_bytes_;
   obs::Counter& prompt_tokens_;
   obs::Counter& generation_tokens_;
   obs::Counter& preemptions_;

@@ -24,6 +24,7 @@ struct ModelInfo {
   int head_dim = 0;
   int bos_id = 1;
   int eos_id = 2;
+  std::int64_t kv_cache_bytes = 0;  // memory of the whole paged KV cache (0: not reported)
 };
 
 // One sequence's share of a forward step: `num_new_tokens` consecutive tokens starting at

@@ -79,8 +79,9 @@ GenerationCallback logged(std::string trace_id, GenerationCallback next) {
 // executor exports (talkserve_batch_size{executor}, talkserve_queue_depth{executor}).
 class LlmObserver final : public EngineObserver {
  public:
-  LlmObserver(obs::MetricsRegistry& registry, const std::string& model)
-      : engine_metrics_(registry, model),
+  LlmObserver(obs::MetricsRegistry& registry, const std::string& model,
+              std::int64_t kv_cache_bytes)
+      : engine_metrics_(registry, model, kv_cache_bytes),
         batch_size_(registry.histogram("talkserve_batch_size",
                                        "Requests merged into one executor batch (LLM: sequences "
                                        "in one forward step)",
@@ -166,7 +167,7 @@ class LlmService final : public app::Service, public ChatBackend {
     ec.enable_prefix_caching = cfg_.prefix_caching;
     if (std::string why = ec.validate(); !why.empty()) throw std::invalid_argument("llm." + why);
 
-    observer_ = std::make_unique<LlmObserver>(metrics_, cfg_.name);
+    observer_ = std::make_unique<LlmObserver>(metrics_, cfg_.name, info.kv_cache_bytes);
     engine_ = std::make_unique<Engine>(*runner_, ec, sched::steady_clock(),
                                        make_detokenizer_factory(*tokenizer_), observer_.get());
     metrics_.callback_gauge("talkserve_queue_depth", "Requests waiting for an executor",

@@ -18,13 +18,17 @@ void add_delta(obs::Counter& c, std::uint64_t now, std::uint64_t before) {
 
 }  // namespace
 
-EngineMetrics::EngineMetrics(obs::MetricsRegistry& r, const std::string& model)
+EngineMetrics::EngineMetrics(obs::MetricsRegistry& r, const std::string& model,
+                             std::int64_t kv_cache_bytes)
     : running_(r.gauge("talkserve_num_requests_running",
                        "Requests in the running batch of the LLM engine.", with_model(model))),
       waiting_(r.gauge("talkserve_num_requests_waiting",
                        "Requests waiting for admission to the LLM engine.", with_model(model))),
       kv_usage_(r.gauge("talkserve_kv_cache_usage_perc",
                         "Fraction of KV cache blocks in use (0..1).", with_model(model))),
+      kv_used_bytes_(r.gauge("talkserve_kv_cache_used_bytes",
+                             "Bytes of the KV cache held by sequences.", with_model(model))),
+      kv_cache_bytes_(static_cast<double>(kv_cache_bytes)),
       prompt_tokens_(r.counter("talkserve_prompt_tokens_total", "Prompt tokens prefilled.",
                                with_model(model))),
       generation_tokens_(r.counter("talkserve_generation_tokens_total", "Tokens generated.",
@@ -50,12 +54,16 @@ EngineMetrics::EngineMetrics(obs::MetricsRegistry& r, const std::string& model)
     finished_[static_cast<int>(reason)] =
         &r.counter("talkserve_request_success_total", "Finished requests by finish reason.",
                    with_model(model, {{"finished_reason", to_string(reason)}}));
+  r.gauge("talkserve_kv_cache_bytes", "Bytes of the whole KV cache, allocated at start.",
+          with_model(model))
+      .set(kv_cache_bytes_);
 }
 
 void EngineMetrics::on_step(const EngineStats& s) {
   running_.set(s.num_running);
   waiting_.set(s.num_waiting);
   kv_usage_.set(s.kv_cache_usage);
+  kv_used_bytes_.set(s.kv_cache_usage * kv_cache_bytes_);
   add_delta(prompt_tokens_, s.prompt_tokens_total, last_.prompt_tokens_total);
   add_delta(generation_tokens_, s.generation_tokens_total, last_.generation_tokens_total);
   add_delta(preemptions_, s.num_preemptions_total, last_.num_preemptions_total);

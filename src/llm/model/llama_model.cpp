@@ -137,6 +137,7 @@ class LlamaModel final : public ModelRunner {
       k_pool_.push_back(cpu_kernels_ ? torch::zeros({num_blocks_, hp_.n_kv_heads, hp_.head_dim, block_size_}, pool_opts)
                                      : torch::zeros({slots, hp_.n_kv_heads, hp_.head_dim}, pool_opts));
       v_pool_.push_back(torch::zeros({slots, hp_.n_kv_heads, hp_.head_dim}, pool_opts));
+      info_.kv_cache_bytes += static_cast<std::int64_t>(k_pool_.back().nbytes() + v_pool_.back().nbytes());
     }
   }
 

@@ -13,7 +13,7 @@ using namespace std::chrono_literals;
 
 TEST_CASE("engine metrics: stats and timings reach the Prometheus registry", "[llm][metrics]") {
   obs::MetricsRegistry registry;
-  EngineMetrics metrics(registry, "fake");
+  EngineMetrics metrics(registry, "fake", 1 << 20);
   FakeModelRunner runner({});
   sched::ManualClock clock;
   EngineConfig cfg;
@@ -25,7 +25,11 @@ TEST_CASE("engine metrics: stats and timings reach the Prometheus registry", "[l
   core.step();
   // Mid-flight gauges.
   CHECK(registry.gauge("talkserve_num_requests_running", "", {{"model_name", "fake"}}).value() == 2);
-  CHECK(registry.gauge("talkserve_kv_cache_usage_perc", "", {{"model_name", "fake"}}).value() > 0);
+  const double usage = registry.gauge("talkserve_kv_cache_usage_perc", "", {{"model_name", "fake"}}).value();
+  CHECK(usage > 0);
+  CHECK(registry.gauge("talkserve_kv_cache_bytes", "", {{"model_name", "fake"}}).value() == 1 << 20);
+  CHECK(registry.gauge("talkserve_kv_cache_used_bytes", "", {{"model_name", "fake"}}).value() ==
+        Approx(usage * (1 << 20)));
   while (core.has_work()) {
     clock.advance(10ms);
     core.step();
@@ -38,6 +42,7 @@ TEST_CASE("engine metrics: stats and timings reach the Prometheus registry", "[l
   CHECK(counter("talkserve_prefix_cache_queries_total") == 24);
   CHECK(counter("talkserve_num_preemptions_total") == 0);
   CHECK(registry.gauge("talkserve_num_requests_running", "", {{"model_name", "fake"}}).value() == 0);
+  CHECK(registry.gauge("talkserve_kv_cache_used_bytes", "", {{"model_name", "fake"}}).value() == 0);
   auto& itl = registry.histogram("talkserve_inter_token_latency_seconds", "",
                                  obs::exponential_buckets(0.0005, 2.0, 16),
                                  {{"model_name", "fake"}});
