@@ -9,9 +9,9 @@
 //                 audio before the cut (a cut-off upload stays transcribable), except when
 //                 that is under 10 ms while the container promised more or the decoder
 //                 reported errors: a few stray samples from a header-only fragment are
-//                 reported as corrupt, not as a successful near-empty decode. Also a WAV
-//                 metadata chunk that claims more bytes than the whole upload (wav_chunks.hpp):
-//                 FFmpeg would allocate its claimed size.
+//                 reported as corrupt, not as a successful near-empty decode. Also a RIFF
+//                 metadata chunk (WAV, AVI) that claims more bytes than the whole upload
+//                 (riff_chunks.hpp): FFmpeg would allocate its claimed size.
 //   too_long    - more than options.max_seconds of audio; checked frame by frame while
 //                 decoding, so an over-long upload costs only max_seconds of decoding.
 //   internal    - allocation failures and invalid options.
@@ -22,13 +22,12 @@
 #include <cstring>
 #include <optional>
 #include <string>
-#include <string_view>
 #include <vector>
 
 #include "media/ffmpeg_raii.hpp"
 #include "media/memory_io.hpp"
 #include "media/mono_resampler.hpp"
-#include "media/wav_chunks.hpp"
+#include "media/riff_chunks.hpp"
 #include "talkserve/media/audio.hpp"
 
 namespace talkserve::media {
@@ -80,7 +79,7 @@ class Decoder {
                        "unrecognised audio format (" + detail::av_error_string(rc) + ")");
     }
     // Before the demuxer reads the header: it allocates what the header claims.
-    if (std::string_view(input_format->name) == "wav") detail::check_wav_chunk_sizes(bytes_);
+    detail::check_riff_chunk_claims(bytes_);
     AVFormatContext* raw = avformat_alloc_context();
     if (!raw) throw MediaError(Kind::internal, "out of memory allocating AVFormatContext");
     raw->pb = reader_.context();

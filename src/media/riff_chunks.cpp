@@ -1,4 +1,4 @@
-#include "media/wav_chunks.hpp"
+#include "media/riff_chunks.hpp"
 
 #include <array>
 #include <string>
@@ -35,9 +35,27 @@ bool read_into_memory(std::string_view tag) {
   return false;
 }
 
-}  // namespace
+[[noreturn]] void refuse(std::string_view what, std::uint64_t claimed, std::size_t upload) {
+  throw MediaError(MediaError::Kind::corrupt,
+                   std::string(what) + " claims " + std::to_string(claimed) +
+                       " bytes, more than the whole upload (" + std::to_string(upload) + " bytes)");
+}
 
-void check_wav_chunk_sizes(std::span<const std::uint8_t> bytes) {
+// ff_read_riff_info() allocates each entry at its size, bounded only by the list's claim.
+void check_info_lists(std::span<const std::uint8_t> bytes) {
+  const bool big_endian = bytes.size() >= 4 && tag_at(bytes, 0) == "RIFX";
+  constexpr std::string_view kList = "LIST";
+  const auto* begin = reinterpret_cast<const char*>(bytes.data());
+  const std::string_view text(begin, bytes.size());
+  for (std::size_t at = text.find(kList); at != std::string_view::npos && text.size() - at >= 12;
+       at = text.find(kList, at + 1)) {
+    if (text.substr(at + 8, 4) != "INFO") continue;
+    const std::uint32_t claimed = read_u32(bytes, at + 4, big_endian);
+    if (claimed > bytes.size()) refuse("a LIST INFO chunk", claimed, bytes.size());
+  }
+}
+
+void check_wav_chunks(std::span<const std::uint8_t> bytes) {
   if (bytes.size() < 12 || tag_at(bytes, 8) != "WAVE") return;
   const std::string_view riff = tag_at(bytes, 0);
   const bool big_endian = riff == "RIFX";
@@ -65,15 +83,19 @@ void check_wav_chunk_sizes(std::span<const std::uint8_t> bytes) {
       // Only the last chunk can run past the end (the walk stops there), so what the demuxer
       // allocates stays under twice the upload. A chunk merely cut short by the end of a
       // cut-off upload claims less than the whole upload and is left to the demuxer.
-      throw MediaError(MediaError::Kind::corrupt, "WAV '" + std::string(tag) + "' chunk claims " +
-                                                      std::to_string(length) +
-                                                      " bytes, more than the whole upload (" +
-                                                      std::to_string(bytes.size()) + " bytes)");
+      refuse("WAV '" + std::string(tag) + "' chunk", length, bytes.size());
     }
     if (length >= left) return;  // the last chunk: the demuxer stops here too
     offset = body + static_cast<std::size_t>(length);
     offset += offset & 1;  // chunks are padded to an even offset
   }
+}
+
+}  // namespace
+
+void check_riff_chunk_claims(std::span<const std::uint8_t> bytes) {
+  check_wav_chunks(bytes);
+  check_info_lists(bytes);
 }
 
 }  // namespace talkserve::media::detail

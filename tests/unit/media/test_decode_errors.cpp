@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <cstring>
 #include <random>
 
 #include "support/data_paths.hpp"
@@ -105,6 +106,27 @@ TEST_CASE("files truncated to their first 60 bytes are refused", "[media][decode
     CHECK(error.kind() == Kind::corrupt);
     CHECK_THAT(error.what(), Catch::Contains("flac"));
   }
+}
+
+TEST_CASE("an AVI whose LIST INFO chunk claims more bytes than the upload is corrupt",
+          "[media][decode][errors]") {
+  // FFmpeg allocates each INFO entry at its declared size, bounded only by the LIST's claim:
+  // fuzz_audio_decoder's WAV finding, in another RIFF container (2.7 GB claimed, 1.8 GB RSS).
+  talkserve::test::TempDir dir;
+  std::string avi = make_with_ffmpeg(dir, "jfk.avi", "-c:a pcm_s16le");
+  std::size_t at = avi.find("LIST");
+  while (at != std::string::npos && avi.compare(at + 8, 4, "INFO") != 0) {
+    at = avi.find("LIST", at + 4);
+  }
+  REQUIRE(at != std::string::npos);
+  CHECK_FALSE(decode_audio(mt::as_bytes(avi)).samples.empty());  // as ffmpeg wrote it
+  auto put32 = [&](std::size_t offset, std::uint32_t v) { std::memcpy(avi.data() + offset, &v, 4); };
+  put32(at + 4, 0xA6030000u);  // the LIST claims 2.7 GB
+  put32(at + 16, 64u << 20);   // its first entry 64 MiB
+  const MediaError error = decode_error(avi);
+  INFO(error.what());
+  CHECK(error.kind() == Kind::corrupt);
+  CHECK_THAT(error.what(), Catch::Contains("LIST INFO chunk claims 2785214464 bytes"));
 }
 
 TEST_CASE("a header with only a few samples after it is corrupt, not a 1 ms decode",
