@@ -185,21 +185,31 @@ void check_answer(const std::string& answer, std::string_view input) {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   static Harness* h = new Harness();  // the server lives for the whole run
   tcp::socket client(h->ioc);
-  client.connect(h->endpoint);
   std::string answer;
   bool done = false;
+  beast::error_code connect_ec;
   beast::error_code read_ec;
-  asio::async_write(client, asio::buffer(data, size), [&](beast::error_code ec, std::size_t) {
-    beast::error_code ignored;
-    if (!ec) client.shutdown(tcp::socket::shutdown_send, ignored);
-    // Read to EOF (or to a reset when the server refused early): the server must close.
-    asio::async_read(client, asio::dynamic_buffer(answer),
-                     [&](beast::error_code ec, std::size_t) {
-                       read_ec = ec;
-                       done = true;
-                     });
+  // Asynchronous like the rest: a blocking connect() failed with EINTR when libFuzzer's
+  // -timeout alarm (SIGALRM, its handler installed without SA_RESTART) landed in it.
+  client.async_connect(h->endpoint, [&](beast::error_code ec) {
+    if (ec) {
+      connect_ec = ec;
+      done = true;
+      return;
+    }
+    asio::async_write(client, asio::buffer(data, size), [&](beast::error_code ec, std::size_t) {
+      beast::error_code ignored;
+      if (!ec) client.shutdown(tcp::socket::shutdown_send, ignored);
+      // Read to EOF (or to a reset when the server refused early): the server must close.
+      asio::async_read(client, asio::dynamic_buffer(answer),
+                       [&](beast::error_code ec, std::size_t) {
+                         read_ec = ec;
+                         done = true;
+                       });
+    });
   });
   while (!done) h->ioc.run_one();
+  if (connect_ec) fail("cannot connect to the server: " + connect_ec.message(), "");
   // No TIME_WAIT on the client side: a long run would exhaust the ephemeral ports.
   beast::error_code ec;
   client.set_option(asio::socket_base::linger(true, 0), ec);
