@@ -113,10 +113,12 @@ class Connection final : public LiveConnection,
     tcp_of(stream_).socket().close(ec);
   }
 
-  // Best-effort error answer on a connection that will be closed afterwards.
+  // Best-effort error answer on a connection that will be closed afterwards. `method` is the
+  // request's once its head is parsed: an answer to HEAD has no body (RFC 9112 6.3).
   asio::awaitable<void> send_error_and_close(http::status status, std::string_view message,
                                              std::string_view type, std::string_view code,
-                                             const std::string& route);
+                                             const std::string& route,
+                                             http::verb method = http::verb::unknown);
   asio::awaitable<void> handle(Request req, RouteMatch match, std::string trace_id,
                                std::chrono::steady_clock::time_point received);
   asio::awaitable<void> watch_peer();
@@ -280,7 +282,8 @@ asio::awaitable<void> Connection<Stream>::send_error_and_close(http::status stat
                                                        std::string_view message,
                                                        std::string_view type,
                                                        std::string_view code,
-                                                       const std::string& route) {
+                                                       const std::string& route,
+                                                       http::verb method) {
   close_ = true;
   linger_ = true;
   auto res = make_error(status, message, type, code);
@@ -288,7 +291,12 @@ asio::awaitable<void> Connection<Stream>::send_error_and_close(http::status stat
   res.keep_alive(false);
   tcp_of(stream_).expires_after(std::chrono::seconds(2));
   beast::error_code ec;
-  co_await http::async_write(stream_, res, asio::redirect_error(asio::use_awaitable, ec));
+  if (method == http::verb::head) {
+    http::response_serializer<http::string_body> sr(res);
+    co_await http::async_write_header(stream_, sr, asio::redirect_error(asio::use_awaitable, ec));
+  } else {
+    co_await http::async_write(stream_, res, asio::redirect_error(asio::use_awaitable, ec));
+  }
   state_->record(route, res.result_int(), 0.0);
 }
 
@@ -395,7 +403,8 @@ asio::awaitable<void> Connection<Stream>::run() {
                                     "request body of " + std::to_string(*parser.content_length()) +
                                         " bytes exceeds the limit of " + std::to_string(limit) +
                                         " bytes for this route",
-                                    "invalid_request_error", "body_too_large", route_name);
+                                    "invalid_request_error", "body_too_large", route_name,
+                                    head.method());
       break;
     }
     if (!parser.is_done()) {
@@ -414,13 +423,15 @@ asio::awaitable<void> Connection<Stream>::run() {
         co_await send_error_and_close(http::status::payload_too_large,
                                       "request body exceeds the limit of " +
                                           std::to_string(limit) + " bytes for this route",
-                                      "invalid_request_error", "body_too_large", route_name);
+                                      "invalid_request_error", "body_too_large", route_name,
+                                      head.method());
         break;
       }
       if (ec == beast::error::timeout) {
         co_await send_error_and_close(http::status::request_timeout,
                                       "request body not received in time",
-                                      "invalid_request_error", "request_timeout", route_name);
+                                      "invalid_request_error", "request_timeout", route_name,
+                                      head.method());
         break;
       }
       if (ec == http::error::end_of_stream || ec == asio::error::eof ||
@@ -430,7 +441,8 @@ asio::awaitable<void> Connection<Stream>::run() {
       if (ec) {
         co_await send_error_and_close(http::status::bad_request,
                                       "malformed HTTP request body: " + ec.message(),
-                                      "invalid_request_error", "bad_request", route_name);
+                                      "invalid_request_error", "bad_request", route_name,
+                                      head.method());
         break;
       }
     }
