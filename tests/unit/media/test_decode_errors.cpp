@@ -214,8 +214,10 @@ TEST_CASE("max_seconds makes the work independent of the input length", "[media]
   };
   const auto short_time = limited_decode_time(short_wav);
   const auto long_time = limited_decode_time(long_wav);
-  CAPTURE(std::chrono::duration<double, std::milli>(short_time).count(),
-          std::chrono::duration<double, std::milli>(long_time).count());
+  // Named first: CAPTURE splits its argument text at commas, template arguments' too.
+  const double short_ms = std::chrono::duration<double, std::milli>(short_time).count();
+  const double long_ms = std::chrono::duration<double, std::milli>(long_time).count();
+  CAPTURE(short_ms, long_ms);
   CHECK(long_time < 3 * short_time + std::chrono::milliseconds(10));
 }
 
