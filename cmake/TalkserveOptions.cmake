@@ -9,6 +9,14 @@ if(TALKSERVE_SANITIZE)
   message(STATUS "talkserve: building with -fsanitize=${_ts_san}")
   target_compile_options(talkserve_options INTERFACE -fsanitize=${_ts_san} -fno-omit-frame-pointer)
   target_link_options(talkserve_options INTERFACE -fsanitize=${_ts_san})
+  if(CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
+    # As for TALKSERVE_FUZZ below: clang 14's -fsanitize=function cannot instrument coroutines,
+    # and Boost 1.74 needs to be told that clang with libstdc++ has co_await.
+    if("undefined" IN_LIST TALKSERVE_SANITIZE)
+      target_compile_options(talkserve_options INTERFACE -fno-sanitize=function)
+    endif()
+    target_compile_definitions(talkserve_options INTERFACE BOOST_ASIO_HAS_CO_AWAIT=1)
+  endif()
 endif()
 
 # libFuzzer builds: every talkserve target gets coverage instrumentation plus ASan and UBSan
