@@ -7,6 +7,7 @@
 // instance unless the backend says otherwise (max_concurrent_batches()); name() and the
 // accessors are safe from any thread.
 
+#include <atomic>
 #include <cstddef>
 #include <memory>
 #include <stdexcept>
@@ -20,6 +21,11 @@ inline constexpr int kAsrSampleRate = 16000;
 struct AsrInput {
   std::vector<float> samples;  // 16 kHz mono, [-1, 1]
   std::string language;        // ISO 639-1 hint ("en"); "" = backend default
+  // Set once the request behind this input is cancelled (its client left): a backend that has
+  // not started on the input yet may skip it and return an empty result. Null: never.
+  std::shared_ptr<const std::atomic<bool>> cancelled = nullptr;
+
+  bool is_cancelled() const { return cancelled && cancelled->load(std::memory_order_relaxed); }
 };
 
 // One recognised word with its time span in seconds from the start of the input.

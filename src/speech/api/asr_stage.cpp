@@ -1,6 +1,7 @@
 #include "talkserve/speech/asr_stage.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <mutex>
 
@@ -14,6 +15,7 @@ struct SegmentJob {
   std::shared_ptr<const std::vector<float>> audio;
   SpeechRegion region;
   std::string language;
+  std::shared_ptr<const std::atomic<bool>> cancelled;  // the clip's (ClipState::cancelled())
 };
 
 using Executor = sched::BatchingExecutor<SegmentJob, AsrResult>;
@@ -40,7 +42,10 @@ class ClipState final : public AsrTicket, public std::enable_shared_from_this<Cl
     remaining_ = regions_.size();
   }
 
+  // Queued segments are withdrawn; those already in a batch are skipped by the backend if it
+  // has not started on them (AsrInput::cancelled).
   void cancel() override {
+    cancelled_->store(true, std::memory_order_relaxed);
     std::vector<sched::RequestId> ids;
     {
       std::lock_guard lock(mutex_);
@@ -58,6 +63,8 @@ class ClipState final : public AsrTicket, public std::enable_shared_from_this<Cl
     }
     cancel();
   }
+
+  std::shared_ptr<const std::atomic<bool>> cancelled() const { return cancelled_; }
 
   void add_id(sched::RequestId id) {
     std::lock_guard lock(mutex_);
@@ -120,6 +127,7 @@ class ClipState final : public AsrTicket, public std::enable_shared_from_this<Cl
   bool finished_ = false;
   double duration_ = 0;
   AsrStage::Callback done_;
+  std::shared_ptr<std::atomic<bool>> cancelled_ = std::make_shared<std::atomic<bool>>(false);
 };
 
 }  // namespace
@@ -143,7 +151,7 @@ struct AsrStage::Impl {
           for (const SegmentJob& j : jobs) {
             const auto first = j.audio->begin() + static_cast<std::ptrdiff_t>(j.region.begin);
             const auto last = j.audio->begin() + static_cast<std::ptrdiff_t>(j.region.end);
-            inputs.push_back(AsrInput{std::vector<float>(first, last), j.language});
+            inputs.push_back(AsrInput{std::vector<float>(first, last), j.language, j.cancelled});
           }
           return backend.transcribe_batch(inputs);
         },
@@ -220,7 +228,7 @@ sched::Expected<std::shared_ptr<AsrTicket>> AsrStage::transcribe(
     // A segment costs its seconds of audio (BatchingConfig::max_batch_cost).
     opts.cost = (segments[i].end - segments[i].begin) / static_cast<double>(kAsrSampleRate);
     auto id = impl_->executor->enqueue(
-        SegmentJob{audio, segments[i], language},
+        SegmentJob{audio, segments[i], language, state->cancelled()},
         [state, i](sched::Expected<AsrResult> r) { state->on_segment(i, std::move(r)); }, opts);
     if (!id) {
       state->abandon();  // no half-recognised clips: withdraw what was queued

@@ -163,7 +163,9 @@ class PocketsphinxBackend final : public AsrBackend {
       if (job->next == job->inputs->size()) jobs_.erase(jobs_.begin());
       lock.unlock();
       try {
-        job->results[i] = recognise(ps, (*job->inputs)[i].samples);
+        // A clip whose request was cancelled while it waited for a decoder is skipped.
+        const AsrInput& input = (*job->inputs)[i];
+        if (!input.is_cancelled()) job->results[i] = recognise(ps, input.samples);
       } catch (const std::exception& e) {
         job->errors[i] = e.what();
       }

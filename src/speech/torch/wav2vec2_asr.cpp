@@ -145,13 +145,19 @@ AsrResult Wav2Vec2Asr::decode(const CtcLogits& logits) const {
 }
 
 std::vector<AsrResult> Wav2Vec2Asr::transcribe_batch(std::vector<AsrInput>& batch) {
+  // Inputs whose requests were cancelled before the batch ran are left out (empty results).
   std::vector<std::span<const float>> clips;
+  std::vector<std::size_t> live;
   clips.reserve(batch.size());
-  for (const auto& in : batch) clips.emplace_back(in.samples);
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    if (batch[i].is_cancelled()) continue;
+    clips.emplace_back(batch[i].samples);
+    live.push_back(i);
+  }
+  std::vector<AsrResult> results(batch.size());
+  if (clips.empty()) return results;
   std::vector<CtcLogits> logits = logits_batch(clips);
-  std::vector<AsrResult> results;
-  results.reserve(batch.size());
-  for (const auto& l : logits) results.push_back(decode(l));
+  for (std::size_t k = 0; k < logits.size(); ++k) results[live[k]] = decode(logits[k]);
   return results;
 }
 

@@ -44,6 +44,18 @@ TEST_CASE("pocketsphinx recognises a real recording with word times") {
   CHECK(prev_end <= 2.9);
 }
 
+TEST_CASE("a clip whose request was cancelled before a decoder took it is skipped") {
+  const auto goforward = clip("pocketsphinx_goforward.wav");
+  auto cancelled = std::make_shared<std::atomic<bool>>(true);
+  std::vector<AsrInput> batch{{goforward, "en", cancelled}, {goforward, "en"}, {goforward, "en", cancelled}};
+  auto results = shared_backend().transcribe_batch(batch);
+  REQUIRE(results.size() == 3);
+  CHECK(results[0].text.empty());
+  CHECK(results[0].words.empty());
+  CHECK(results[1].text == "go forward ten meters");
+  CHECK(results[2].text.empty());
+}
+
 TEST_CASE("a batch spread over several decoders gives each clip's solo result, in order") {
   const std::vector<std::string> names{
       "pocketsphinx_goforward.wav", "pocketsphinx_cards_001.wav", "pocketsphinx_cards_002.wav",
