@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <random>
 #include <stdexcept>
 
 #include "test_paths.hpp"
@@ -161,6 +162,47 @@ std::string safetensors_bytes(const std::map<std::string, RawTensor>& tensors) {
   const uint64_t n = h.size();
   std::string out(reinterpret_cast<const char*>(&n), 8);
   return out + h + data;
+}
+
+DenseModel random_model(int dim, int hidden, int layers, int heads, int kv_heads, int vocab, int seq_len,
+                        uint32_t seed) {
+  DenseModel m;
+  m.dim = dim;
+  m.hidden = hidden;
+  m.layers = layers;
+  m.heads = heads;
+  m.kv_heads = kv_heads;
+  m.vocab = vocab;
+  m.seq_len = seq_len;
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  const auto matrix = [&](int64_t rows, int64_t cols) {
+    DenseTensor t{{rows, cols}, std::vector<float>(static_cast<size_t>(rows * cols))};
+    const float scale = 1.0f / std::sqrt(static_cast<float>(cols));
+    for (float& v : t.data) v = nd(rng) * scale;
+    return t;
+  };
+  const auto norm = [&](int64_t n) {
+    DenseTensor t{{n}, std::vector<float>(static_cast<size_t>(n))};
+    for (float& v : t.data) v = 1.0f + 0.1f * nd(rng);
+    return t;
+  };
+  const int64_t QD = static_cast<int64_t>(heads) * m.head_dim(), KD = static_cast<int64_t>(kv_heads) * m.head_dim();
+  m.tensors["model.embed_tokens.weight"] = matrix(vocab, dim);
+  for (int l = 0; l < layers; ++l) {
+    const std::string pre = "model.layers." + std::to_string(l) + ".";
+    m.tensors[pre + "input_layernorm.weight"] = norm(dim);
+    m.tensors[pre + "self_attn.q_proj.weight"] = matrix(QD, dim);
+    m.tensors[pre + "self_attn.k_proj.weight"] = matrix(KD, dim);
+    m.tensors[pre + "self_attn.v_proj.weight"] = matrix(KD, dim);
+    m.tensors[pre + "self_attn.o_proj.weight"] = matrix(dim, QD);
+    m.tensors[pre + "post_attention_layernorm.weight"] = norm(dim);
+    m.tensors[pre + "mlp.gate_proj.weight"] = matrix(hidden, dim);
+    m.tensors[pre + "mlp.down_proj.weight"] = matrix(dim, hidden);
+    m.tensors[pre + "mlp.up_proj.weight"] = matrix(hidden, dim);
+  }
+  m.tensors["model.norm.weight"] = norm(dim);
+  return m;
 }
 
 void write_hf_checkpoint(const std::string& dir, const DenseModel& m, const WriteOptions& opt) {

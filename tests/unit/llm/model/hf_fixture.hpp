@@ -31,6 +31,11 @@ struct DenseModel {
 // interleaved RoPE pairs to HF's rotate_half halves.
 DenseModel stories_as_hf();
 
+// A model of the given shape with random weights (normal, scaled by 1/sqrt(fan-in); norms
+// around 1), seeded: for shapes stories260K does not cover.
+DenseModel random_model(int dim, int hidden, int layers, int heads, int kv_heads, int vocab, int seq_len,
+                        uint32_t seed);
+
 struct WriteOptions {
   std::string architecture = "LlamaForCausalLM";
   std::string dtype = "F32";  // F32 | F16 | BF16
