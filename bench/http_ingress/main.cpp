@@ -517,7 +517,8 @@ int main(int argc, char** argv) {
       "--set", "http.port=0",
       "--set", "http.io_threads=" + std::to_string(o.io_threads),
       "--set", "http.static_dir=\"\"",
-      "--set", "llm.enabled=false"};
+      "--set", "llm.enabled=false",
+      "--set", "talk.enabled=false"};
 
   json out;
   std::vector<WrkRun> runs;

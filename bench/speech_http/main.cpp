@@ -98,7 +98,8 @@ int main(int argc, char** argv) {
                                    "--set", "http.host=127.0.0.1", "--set", "http.port=0",
                                    "--set", std::string("server.models_dir=\"") + TALKSERVE_BENCH_MODELS_DIR + "\"",
                                    "--set", "tts.backend=" + backend, "--set", "tts.max_queue=4096",
-                                   "--set", "llm.enabled=false", "--set", "asr.enabled=false"},
+                                   "--set", "llm.enabled=false", "--set", "asr.enabled=false",
+                                   "--set", "talk.enabled=false"},
           "/tmp/bench_speech_http.stderr");
       target = server->wait_ready(std::chrono::seconds(60));
     }

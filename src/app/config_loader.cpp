@@ -561,6 +561,14 @@ void AppConfig::validate() const {
     talk.validate();
     redis.validate();
     gpu.validate();
+    // A turn runs the LLM and speech synthesis: refuse the combination here, at --check-config,
+    // rather than after the listener is up.
+    if (talk.enabled && !llm.enabled) {
+      throw ConfigError("talk.enabled: talking turns need the LLM; set llm.enabled = true or talk.enabled = false");
+    }
+    if (talk.enabled && !tts.enabled) {
+      throw ConfigError("talk.enabled: talking turns need speech synthesis; set tts.enabled = true or talk.enabled = false");
+    }
   } catch (const std::invalid_argument& e) {
     throw ConfigError(e.what());
   }

@@ -1,5 +1,6 @@
 #include "server_app.hpp"
 
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -63,7 +64,7 @@ struct ServerApp::Impl {
   std::vector<std::unique_ptr<Service>> services;
   std::unique_ptr<obs::ResourceMonitor> resources;  // null with gpu.mode = "off"
   net::Router router;
-  asio::io_context ioc;
+  asio::io_context ioc{1};  // run by one I/O thread (see run())
   std::atomic<bool> models_loaded{false};
   std::atomic<bool> draining{false};
 
@@ -123,7 +124,17 @@ int ServerApp::run() {
     return out;
   };
 
-  net::HttpServer server(d.ioc, cfg.http, d.router, d.metrics, admission);
+  // One context per I/O thread: the first (d.ioc) also runs the acceptor, signals and the
+  // watchdog; connections are dealt to all of them in turn (see net/http_server.hpp).
+  std::vector<std::unique_ptr<asio::io_context>> extra_contexts;
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> extra_work;
+  std::vector<asio::io_context*> connection_contexts{&d.ioc};
+  for (int i = 1; i < cfg.http.io_threads; ++i) {
+    extra_contexts.push_back(std::make_unique<asio::io_context>(1));
+    extra_work.emplace_back(extra_contexts.back()->get_executor());
+    connection_contexts.push_back(extra_contexts.back().get());
+  }
+  net::HttpServer server(d.ioc, cfg.http, d.router, d.metrics, admission, connection_contexts);
   uint16_t port = 0;
   try {
     port = server.start();
@@ -161,8 +172,8 @@ int ServerApp::run() {
   }
 
   std::vector<std::thread> io_threads;
-  for (int i = 0; i < cfg.http.io_threads; ++i) {
-    io_threads.emplace_back([&d] { d.ioc.run(); });
+  for (asio::io_context* c : connection_contexts) {
+    io_threads.emplace_back([c] { c->run(); });
   }
 
   // Sampled from now on, so /metrics shows memory while the models load.
@@ -207,6 +218,7 @@ int ServerApp::run() {
   signals.cancel();
   watchdog.cancel();
   d.ioc.stop();
+  for (auto& c : extra_contexts) c->stop();
   for (auto& t : io_threads) t.join();
   spdlog::info("stopped");
   return status;

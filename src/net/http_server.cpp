@@ -46,16 +46,26 @@ void ServerState::record(const std::string& route, unsigned code, double seconds
 
 struct HttpServer::Impl {
   Impl(asio::io_context& ioc, HttpConfig config, const Router& router,
-       obs::MetricsRegistry& metrics, AdmissionHook admission)
+       obs::MetricsRegistry& metrics, AdmissionHook admission,
+       std::vector<asio::io_context*> contexts)
       : ioc(ioc),
+        contexts(std::move(contexts)),
         state(std::make_shared<ServerState>(std::move(config), router, metrics,
                                             std::move(admission))),
         acceptor(asio::make_strand(ioc)) {}
 
+  // Where the next connection lives: the next single-threaded context in turn, or a new
+  // strand on the shared one.
+  asio::any_io_executor next_connection_executor() {
+    if (contexts.empty()) return asio::make_strand(ioc);
+    asio::io_context* c = contexts[next_context++ % contexts.size()];
+    return c->get_executor();
+  }
+
   asio::awaitable<void> accept_loop() {
     for (;;) {
       boost::system::error_code ec;
-      tcp::socket socket(asio::make_strand(ioc));
+      tcp::socket socket(next_connection_executor());
       co_await acceptor.async_accept(socket, asio::redirect_error(asio::use_awaitable, ec));
       if (ec == asio::error::operation_aborted || !acceptor.is_open()) break;
       if (ec) {
@@ -78,14 +88,17 @@ struct HttpServer::Impl {
   }
 
   asio::io_context& ioc;
+  std::vector<asio::io_context*> contexts;  // each run by one thread; empty: strands on ioc
+  std::size_t next_context = 0;             // touched by the accept loop only
   std::shared_ptr<ServerState> state;
   tcp::acceptor acceptor;
 };
 
 HttpServer::HttpServer(asio::io_context& ioc, HttpConfig config, const Router& router,
-                       obs::MetricsRegistry& metrics, AdmissionHook admission)
+                       obs::MetricsRegistry& metrics, AdmissionHook admission,
+                       std::vector<asio::io_context*> connection_contexts)
     : impl_(std::make_shared<Impl>(ioc, std::move(config), router, metrics,
-                                   std::move(admission))) {
+                                   std::move(admission), std::move(connection_contexts))) {
   impl_->state->config.validate();
   if (impl_->state->config.tls_enabled()) impl_->state->tls = make_tls_context(impl_->state->config);
 }

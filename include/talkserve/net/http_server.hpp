@@ -1,6 +1,13 @@
 #pragma once
-// The HTTP/1.1 + WebSocket listener on Boost.Beast. One coroutine per connection on its own
-// strand; a small pool of I/O threads runs them. Heavy work never runs here.
+// The HTTP/1.1 + WebSocket listener on Boost.Beast. One coroutine per connection; a small
+// pool of I/O threads runs them. Heavy work never runs here.
+//
+// Two ways to run it. Given only `ioc` (run by any number of threads), each connection gets
+// its own strand on it. Given `connection_contexts` as well (each run by exactly one thread),
+// accepted connections are dealt to them in turn and live there for good: one thread per
+// connection without a strand, so a request's handlers never hop threads and a thread never
+// wakes another to run them (on a loaded 2-core box those wake-ups cost more than the
+// request itself).
 //
 // Lifecycle: start() binds and begins accepting; begin_drain() stops accepting, closes idle
 // keep-alive connections and asks WebSocket handlers to finish (close code 1001 once the
@@ -15,6 +22,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "talkserve/net/http_config.hpp"
 #include "talkserve/net/router.hpp"
@@ -41,7 +49,8 @@ using AdmissionHook = std::function<AdmissionDecision(const Request&, const Rout
 class HttpServer {
  public:
   HttpServer(boost::asio::io_context& ioc, HttpConfig config, const Router& router,
-             obs::MetricsRegistry& metrics, AdmissionHook admission = {});
+             obs::MetricsRegistry& metrics, AdmissionHook admission = {},
+             std::vector<boost::asio::io_context*> connection_contexts = {});
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;

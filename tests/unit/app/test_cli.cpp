@@ -69,7 +69,7 @@ TEST_CASE("cli: --set is repeatable and keeps the order", "[app][cli]") {
 
 TEST_CASE("cli: repeated --set reaches load_config in order (last wins)", "[app][cli]") {
   auto r = parse({"--check-config", "--set", "http.port=9000", "--set", "http.port=9001", "--set",
-                  "llm.enabled=false"});
+                  "llm.enabled=false", "--set", "talk.enabled=false"});
   REQUIRE(r.options);
   AppConfig c = load_config(r.options->config_path, r.options->overrides);
   CHECK(c.http.port == 9001);

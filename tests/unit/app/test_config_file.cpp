@@ -176,7 +176,8 @@ TEST_CASE("config file: inline tables and dotted keys are the same as [sections]
 
 TEST_CASE("config file: a disabled LLM section is not validated", "[app][config]") {
   // An operator switching the LLM off need not fix its other keys first.
-  const AppConfig c = load_toml("[llm]\nenabled = false\nmodel = \"\"\nmax_num_seqs = 0\n");
+  const AppConfig c =
+      load_toml("[llm]\nenabled = false\nmodel = \"\"\nmax_num_seqs = 0\n[talk]\nenabled = false\n");
   CHECK_FALSE(c.llm.enabled);
   CHECK(c.llm.model.empty());
 }

@@ -107,7 +107,7 @@ TEST_CASE("overrides (--set): a section or nested table missing from the file is
   TempDir dir;
   const auto path = dir.write("talkserve.toml", "[http]\nport = 9000\n");
   const AppConfig c = load_config(
-      path, {"llm.enabled=false", "gateway.tiers.standard.burst=11", "server.models_dir=m"});
+      path, {"llm.enabled=false", "talk.enabled=false", "gateway.tiers.standard.burst=11", "server.models_dir=m"});
   CHECK(c.http.port == 9000);
   CHECK_FALSE(c.llm.enabled);
   CHECK(c.gateway.standard.burst == 11.0);

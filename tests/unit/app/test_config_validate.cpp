@@ -209,7 +209,7 @@ TEST_CASE("validate: [llm]", "[app][config][validate]") {
       {"llm.kv_cache_mb=0", "llm.num_blocks=16"},  // explicit block count: no MB budget needed
       {"llm.max_num_seqs=1", "llm.max_num_batched_tokens=1"},
       // Disabled: nothing in the section is checked.
-      {"llm.enabled=false", "llm.model=\"\"", "llm.max_num_seqs=0", "llm.device=tpu"},
+      {"llm.enabled=false", "talk.enabled=false", "llm.model=\"\"", "llm.max_num_seqs=0", "llm.device=tpu"},
   });
 }
 
@@ -242,11 +242,15 @@ TEST_CASE("validate: [talk] renderer and live stream", "[app][config][validate]"
       {{"talk.stream_size=4096"}, "talk.stream_size must be 0"},
       {{"talk.stream_preset=\"quick\""}, "talk.stream_preset must be an x264 preset"},
       {{"talk.video_crf=52"}, "talk.video_crf must be between 0 and 51"},
+      // A turn needs the LLM and speech synthesis: caught at load, not after the listener is up.
+      {{"llm.enabled=false"}, "talk.enabled: talking turns need the LLM"},
+      {{"tts.enabled=false"}, "talk.enabled: talking turns need speech synthesis"},
   });
   check_valid({
       {"talk.renderer=\"wav2lip\""},
       {"talk.stream_size=0"},
       {"talk.stream_size=256", "talk.stream_preset=\"ultrafast\""},
+      {"llm.enabled=false", "tts.enabled=false", "talk.enabled=false"},
   });
 }
 
