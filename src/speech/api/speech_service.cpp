@@ -117,10 +117,12 @@ class SpeechService final : public app::Service, public SpeechStages {
     sc.batching.max_queue = static_cast<std::size_t>(asr_cfg_.max_queue);
     sc.batching.max_wait = std::chrono::milliseconds(asr_cfg_.max_wait_ms);
     sc.batching.max_batch_cost = asr_cfg_.max_batch_seconds;
-    // A torch model gets one worker: one batch at a time owns the intra-op thread pool (two
-    // concurrent batches oversubscribe the cores and run slower than one after the other).
-    sc.batching.num_workers =
-        asr_cfg_.backend == "wav2vec2" ? 1 : static_cast<std::size_t>(asr_cfg_.workers);
+    // pocketsphinx: one worker per resident decoder set. wav2vec2: workers run batches of the
+    // one loaded model at once, each on torch's intra-op pool (asr.threads, process-wide), so
+    // workers x threads should not exceed the cores: on 2 cores, 2 workers of 1 thread give
+    // 1.8-2.0x the throughput of one request at a time, 1 worker of 2 threads 1.1x
+    // (bench/asr, docs/speech.md).
+    sc.batching.num_workers = static_cast<std::size_t>(asr_cfg_.workers);
     sc.vad.threshold = static_cast<float>(asr_cfg_.vad_threshold);
     sc.vad.neg_threshold = std::max(0.01f, sc.vad.threshold - 0.15f);
     sc.vad.min_silence_ms = asr_cfg_.vad_min_silence_ms;

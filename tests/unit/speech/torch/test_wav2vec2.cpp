@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <set>
+#include <thread>
 
 #include "support/temp_dir.hpp"
 #include "talkserve/speech/wav2vec2.hpp"
@@ -186,5 +187,27 @@ TEST_CASE("wav2vec2 loads F16 and BF16 weights and both weight-norm namings", "[
       INFO(dtype << " relative logit error " << std::sqrt(diff / norm));
       CHECK(std::sqrt(diff / norm) < (std::string(dtype) == "F16" ? 0.01 : 0.05));
     }
+  }
+}
+
+// asr.workers > 1 runs batches of one loaded model on several threads at once.
+TEST_CASE("wav2vec2: batches on two threads at once give the texts of one at a time", "[speech][wav2vec2][torch]") {
+  TempDir tmp;
+  auto asr = write_and_load(tmp, Wav2Vec2RandomSpec::tiny_group(), 11);
+  const auto clips = eight_clips();
+  std::vector<AsrInput> first, second;
+  for (std::size_t i = 0; i < clips.size(); ++i) (i % 2 == 0 ? first : second).push_back({clips[i], "en"});
+  const auto alone_first = asr->transcribe_batch(first);
+  const auto alone_second = asr->transcribe_batch(second);
+  for (int round = 0; round < 3; ++round) {
+    std::vector<AsrResult> a, b;
+    std::thread other([&] { b = asr->transcribe_batch(second); });
+    a = asr->transcribe_batch(first);
+    other.join();
+    INFO("round " << round);
+    REQUIRE(a.size() == alone_first.size());
+    REQUIRE(b.size() == alone_second.size());
+    for (std::size_t i = 0; i < a.size(); ++i) CHECK(a[i].text == alone_first[i].text);
+    for (std::size_t i = 0; i < b.size(); ++i) CHECK(b[i].text == alone_second[i].text);
   }
 }
