@@ -3,8 +3,9 @@
 #
 #   asan  TALKSERVE_SANITIZE="address;undefined", RelWithDebInfo at -O1 -g1 with assertions
 #         on. Modules: by default the ones without libtorch (sched, obs, gateway, net, media,
-#         cache, app), which fits the per-push CI budget on a 2-core machine, and their unit
-#         tests; --full builds every module (the LLM, speech, avatar and talk pipeline too,
+#         cache, app), which fits the per-push CI budget on a 2-core machine, their unit
+#         tests and the integration tests that need no model (the server of this tree has no
+#         LLM, speech or talk service; see tests/integration/CMakeLists.txt); --full builds every module (the LLM, speech, avatar and talk pipeline too,
 #         ~5x the build time) and runs the unit and integration tests (ctest -LE e2e: the e2e
 #         tests need node and chromium and test the same server), the integration tests
 #         starting the real talkserve binary built with ASan too: a nightly run.
@@ -118,12 +119,12 @@ asan_step() {
     ASAN_OPTIONS=detect_leaks=0 cmake --build "$asan_dir" -j"$jobs" || return 1
     say "asan: build took $((SECONDS - start)) s"
   fi
-  # The integration tests start the server with every model; the torch-free module set has
-  # no LLM, speech or talk pipeline, so it runs the unit tests (--full runs both).
+  # The torch-free module set has no LLM, speech or talk pipeline: its integration tests are
+  # the ones that need none of them (--full builds and runs them all).
   if ((full)); then
     run_tests "$asan_dir" asan -LE e2e
   else
-    run_tests "$asan_dir" asan -L unit
+    run_tests "$asan_dir" asan -L "unit|integration"
   fi
 }
 

@@ -90,11 +90,12 @@ class HttpsClient {
   beast::error_code ec_;
 };
 
-talkserve::test::TlsFiles make_cert(const TempDir& dir) {
+// [[maybe_unused]] here and below: only tests built with TALKSERVE_ITEST_MODELS use it.
+[[maybe_unused]] talkserve::test::TlsFiles make_cert(const TempDir& dir) {
   return talkserve::test::write_self_signed_cert(dir.path());
 }
 
-Talkserve::Options tls_options(const talkserve::test::TlsFiles& files) {
+[[maybe_unused]] Talkserve::Options tls_options(const talkserve::test::TlsFiles& files) {
   Talkserve::Options o;
   o.wait_ready = false;  // the support library's readiness poll speaks plain HTTP
   o.startup_timeout = 60s;
@@ -103,7 +104,7 @@ Talkserve::Options tls_options(const talkserve::test::TlsFiles& files) {
   return o;
 }
 
-void wait_ready_tls(const Talkserve& server, const std::string& ca) {
+[[maybe_unused]] void wait_ready_tls(const Talkserve& server, const std::string& ca) {
   const bool ready = poll_until(
       [&] { return HttpsClient(server.port(), ca).request(http::verb::get, "/readyz").result_int() == 200; },
       60s, 100ms);
@@ -113,6 +114,7 @@ void wait_ready_tls(const Talkserve& server, const std::string& ca) {
 
 }  // namespace
 
+#if TALKSERVE_ITEST_MODELS  // needs the LLM
 TEST_CASE("tls: https, SSE and wss through the real binary", "[integration][tls]") {
   TempDir dir;
   const auto files = make_cert(dir);
@@ -191,7 +193,9 @@ TEST_CASE("tls: https, SSE and wss through the real binary", "[integration][tls]
   ioc.restart();
   ioc.run();
 }
+#endif
 
+#if TALKSERVE_ITEST_MODELS  // needs the LLM
 TEST_CASE("tls: plain HTTP to the TLS port gets 400 while TLS clients are served",
           "[integration][tls]") {
   TempDir dir;
@@ -211,6 +215,7 @@ TEST_CASE("tls: plain HTTP to the TLS port gets 400 while TLS clients are served
   CHECK(HttpsClient(server.port(), files.cert).request(http::verb::get, "/healthz").result_int() ==
         200);
 }
+#endif
 
 TEST_CASE("tls: a bad certificate path or a foreign key exits 2 naming the key",
           "[integration][tls][config]") {
@@ -240,6 +245,7 @@ TEST_CASE("tls: a bad certificate path or a foreign key exits 2 naming the key",
   CHECK(half.err.find("http.tls_key must be set together with http.tls_cert") != std::string::npos);
 }
 
+#if TALKSERVE_ITEST_MODELS  // needs the LLM
 TEST_CASE("keys: talkserve --hash-key output is a keys-file line the server accepts",
           "[integration][keys]") {
   const std::string secret = "sk-hash-me-7f3a";
@@ -260,3 +266,4 @@ TEST_CASE("keys: talkserve --hash-key output is a keys-file line the server acce
   check_error(client.get("/v1/models", {{"Authorization", "Bearer " + hashed.substr(7, 64)}}), 401);
   check_error(client.get("/v1/models"), 401);
 }
+#endif

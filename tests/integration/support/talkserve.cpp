@@ -52,14 +52,21 @@ std::string read_file(const std::filesystem::path& path) {
 }
 
 std::vector<std::string> base_args() {
-  return {"--set", "http.host=127.0.0.1", "--set", "http.port=0",
-          "--set", "server.models_dir=\"" + models_dir() + "\"",
-          "--set", "http.static_dir=\"\"",
-          // One intra-op thread: the 260K model gains nothing from more, and on a loaded
-          // 2-core CI machine libtorch's spinning worker threads make each token ~15x slower.
-          "--set", "llm.threads=1",
-          // One resident pocketsphinx decoder loads in half the time; speech tests ask for 2.
-          "--set", "asr.decoders=1"};
+  std::vector<std::string> args{
+      "--set", "http.host=127.0.0.1", "--set", "http.port=0",
+      "--set", "server.models_dir=\"" + models_dir() + "\"",
+      "--set", "http.static_dir=\"\"",
+      // One intra-op thread: the 260K model gains nothing from more, and on a loaded
+      // 2-core CI machine libtorch's spinning worker threads make each token ~15x slower.
+      "--set", "llm.threads=1",
+      // One resident pocketsphinx decoder loads in half the time; speech tests ask for 2.
+      "--set", "asr.decoders=1"};
+#if !TALKSERVE_ITEST_MODELS
+  // This tree's talkserve has no LLM, speech or talk service (see CMakeLists.txt).
+  args.insert(args.end(), {"--set", "llm.enabled=false", "--set", "asr.enabled=false", "--set",
+                           "tts.enabled=false", "--set", "talk.enabled=false"});
+#endif
+  return args;
 }
 
 bool poll_until(const std::function<bool()>& done, std::chrono::milliseconds timeout,
