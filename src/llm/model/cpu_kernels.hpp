@@ -300,6 +300,27 @@ TALKSERVE_ALWAYS_INLINE inline void stream_values(const AttentionArgs& a, int64_
   }
 }
 
+// One token's view of its context and its working memory, reused from token to token: the
+// context length n, its blocks, the score rows [H, padded] (padded = blocks * bs) and the
+// query scaled by 1 / sqrt(head_dim).
+struct TokenScratch {
+  std::vector<float> scores, qs;
+  int64_t n = 0, blocks = 0, padded = 0;
+  const int64_t* slots = nullptr;  // the slot of each position of the token's sequence
+
+  explicit TokenScratch(const AttentionArgs& a) : qs(static_cast<size_t>(a.H * a.HD)) {}
+
+  void start(const AttentionArgs& a, int64_t t) {
+    n = a.ctx_len[t];
+    blocks = (n + a.bs - 1) / a.bs;
+    padded = blocks * a.bs;
+    slots = a.slots + a.slot_offset[t];
+    scores.resize(static_cast<size_t>(a.H * padded));
+    const float* qt = a.q + t * a.q_stride;
+    for (int64_t i = 0; i < a.H * a.HD; ++i) qs[static_cast<size_t>(i)] = qt[i] * a.scale;
+  }
+};
+
 // Asks for the first min(n, 1024) floats at p to be brought into cache (a hint: no fault,
 // no effect on results).
 TALKSERVE_ALWAYS_INLINE inline void prefetch_block(const float* p, int64_t n) {
@@ -312,16 +333,13 @@ TALKSERVE_ALWAYS_INLINE inline void prefetch_block(const float* p, int64_t n) {
 template <typename V, int HD, int BS>
 TALKSERVE_ALWAYS_INLINE inline void attend_tokens_fixed(const AttentionArgs& a, int64_t begin, int64_t end) {
   const int64_t H = a.H, KVH = a.KVH, G = H / KVH;
-  std::vector<float> scores, qs(static_cast<size_t>(H * HD));
+  TokenScratch tok(a);
   for (int64_t t = begin; t < end; ++t) {
-    const int64_t n = a.ctx_len[t];
-    const int64_t blocks = (n + BS - 1) / BS;
-    const int64_t padded = blocks * BS;
-    const int64_t* sl = a.slots + a.slot_offset[t];
-    scores.resize(static_cast<size_t>(H * padded));
-    float* sc = scores.data();  // [H, padded]
-    const float* qt = a.q + t * a.q_stride;
-    for (int64_t i = 0; i < H * HD; ++i) qs[static_cast<size_t>(i)] = qt[i] * a.scale;
+    tok.start(a, t);
+    const int64_t n = tok.n, blocks = tok.blocks, padded = tok.padded;
+    const int64_t* sl = tok.slots;
+    float* sc = tok.scores.data();  // [H, padded]
+    const std::vector<float>& qs = tok.qs;
     // Blocks outer, KV heads inner: each block's K ([KVH, HD, BS], contiguous) is streamed
     // once. Positions past n in the last block hold other data and are never read after this.
     // Each block is a few KB at a random place in the pool, too short for the hardware
@@ -367,16 +385,13 @@ template <typename V>
 TALKSERVE_ALWAYS_INLINE inline void attend_tokens_any(const AttentionArgs& a, int64_t begin, int64_t end) {
   const int64_t HD = a.HD, bs = a.bs;
   const int64_t H = a.H, KVH = a.KVH, G = H / KVH;
-  std::vector<float> scores, qs(static_cast<size_t>(H * HD));
+  TokenScratch tok(a);
   for (int64_t t = begin; t < end; ++t) {
-    const int64_t n = a.ctx_len[t];
-    const int64_t blocks = (n + bs - 1) / bs;
-    const int64_t padded = blocks * bs;
-    const int64_t* sl = a.slots + a.slot_offset[t];
-    scores.resize(static_cast<size_t>(H * padded));
-    float* sc = scores.data();  // [H, padded]
-    const float* qt = a.q + t * a.q_stride;
-    for (int64_t i = 0; i < H * HD; ++i) qs[static_cast<size_t>(i)] = qt[i] * a.scale;
+    tok.start(a, t);
+    const int64_t n = tok.n, blocks = tok.blocks, padded = tok.padded;
+    const int64_t* sl = tok.slots;
+    float* sc = tok.scores.data();  // [H, padded]
+    const std::vector<float>& qs = tok.qs;
     for (int64_t b = 0; b < blocks; ++b) {
       const float* kblock = a.k_pool + (sl[b * bs] / bs) * KVH * HD * bs;
       for (int64_t h = 0; h < H; ++h) {
