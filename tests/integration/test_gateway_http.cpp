@@ -77,11 +77,23 @@ TEST_CASE("/metrics is Prometheus text with per-route request counters", "[gatew
   REQUIRE(client.get("/healthz").status == 200);
   REQUIRE(client.get("/nope").status == 404);
 
-  auto res = client.get("/metrics");
+  // A request is counted once its response has been written, on the I/O thread of its own
+  // connection; this client opens a connection per request, so the count of the previous
+  // request can land a moment after its answer: read /metrics until it is there (bounded).
+  HttpResponse res;
+  MetricsText m;
+  poll_until(
+      [&] {
+        res = client.get("/metrics");
+        if (res.status != 200) return true;
+        m = parse_prometheus(res.body);
+        return m.value("talkserve_http_requests_total", {{"code", "404"}}).has_value() &&
+               m.value("talkserve_http_request_duration_seconds_count", {{"route", "/healthz"}}) == 2;
+      },
+      2s);
   REQUIRE(res.status == 200);
   CHECK_THAT(res.header("Content-Type").value_or(""), Catch::StartsWith("text/plain"));
   CHECK_THAT(res.header("Content-Type").value_or(""), Catch::Contains("version=0.0.4"));
-  MetricsText m;
   REQUIRE_NOTHROW(m = parse_prometheus(res.body));
   CHECK(m.families["talkserve_http_requests_total"].type == "counter");
   CHECK(m.families["talkserve_http_request_duration_seconds"].type == "histogram");
