@@ -151,7 +151,7 @@ TEST_CASE("gateway: Retry-After rounds a long wait up to whole seconds", "[gatew
   sched::ManualClock clock;
   obs::MetricsRegistry metrics;
   GatewayConfig cfg;
-  cfg.keys.push_back({"slow", "sk-slow", "", Tier::batch, 0.4, 1.0});  // one per 2.5 s
+  cfg.keys.push_back({"slow", "sk-slow", "", Tier::batch, 0.4, 1.0, std::nullopt});  // one per 2.5 s
   Gateway gw(cfg, clock, metrics);
   CHECK(gw.admit("Bearer sk-slow", true).ok());
   CHECK(gw.admit("Bearer sk-slow", true).retry_after_s == 3);

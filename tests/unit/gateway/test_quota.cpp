@@ -22,7 +22,7 @@ namespace {
 // A generous bucket, so only the quota refuses.
 ApiKeyConfig key(std::string name, std::string secret, Tier tier,
                  std::optional<std::uint64_t> per_day = std::nullopt) {
-  ApiKeyConfig k{std::move(name), std::move(secret), "", tier, 1000.0, 1000.0};
+  ApiKeyConfig k{std::move(name), std::move(secret), "", tier, 1000.0, 1000.0, std::nullopt};
   k.requests_per_day = per_day;
   return k;
 }
@@ -101,7 +101,7 @@ TEST_CASE("gateway: a rate-limited request costs no quota", "[gateway][quota]") 
   sched::ManualClock clock;
   obs::MetricsRegistry metrics;
   GatewayConfig cfg;
-  ApiKeyConfig k{"carol", "sk-carol", "", Tier::standard, 1.0, 1.0};
+  ApiKeyConfig k{"carol", "sk-carol", "", Tier::standard, 1.0, 1.0, std::nullopt};
   k.requests_per_day = 2;
   cfg.keys.push_back(k);
   Gateway gw(cfg, clock, metrics);
