@@ -288,6 +288,7 @@ void read_asr(const toml::table& root, AsrSection& c) {
   s.get("max_batch_seconds", c.max_batch_seconds);
   s.get("workers", c.workers);
   s.get("max_queue", c.max_queue);
+  s.get("max_queue_delay_ms", c.max_queue_delay_ms);
   s.get("max_audio_seconds", c.max_audio_seconds);
   s.get("max_upload_mb", c.max_upload_mb);
   s.finish();
@@ -321,6 +322,7 @@ void read_talk(const toml::table& root, TalkSection& c) {
   s.get("cache_dir", c.cache_dir);
   s.get("cache_max_mb", c.cache_max_mb);
   s.get("max_audio_seconds", c.max_audio_seconds);
+  s.get("max_queue_delay_ms", c.max_queue_delay_ms);
   s.get("renderer", c.renderer);
   s.get("wav2lip_weights", c.wav2lip_weights);
   s.get("wav2lip_device", c.wav2lip_device);
@@ -467,6 +469,10 @@ void AsrSection::validate() const {
   if (!(max_batch_seconds >= 0)) bad("max_batch_seconds", "must be >= 0");
   if (workers < 1) bad("workers", "must be >= 1");
   if (max_queue < 1) bad("max_queue", "must be >= 1");
+  if (max_queue_delay_ms < 0) bad("max_queue_delay_ms", "must be >= 0 (0 = off)");
+  if (max_queue_delay_ms > 0 && max_queue_delay_ms <= max_wait_ms) {
+    bad("max_queue_delay_ms", "must be 0 (off) or longer than max_wait_ms");
+  }
   if (!(max_audio_seconds > 0)) bad("max_audio_seconds", "must be > 0");
   if (max_upload_mb < 1) bad("max_upload_mb", "must be >= 1");
 }
@@ -500,6 +506,7 @@ void TalkSection::validate() const {
   if (cache_dir.empty()) bad("cache_dir", "must not be empty");
   if (cache_max_mb < 1) bad("cache_max_mb", "must be >= 1");
   if (!(max_audio_seconds > 0)) bad("max_audio_seconds", "must be > 0");
+  if (max_queue_delay_ms < 0) bad("max_queue_delay_ms", "must be >= 0 (0 = off)");
   if (renderer != "viseme" && renderer != "wav2lip") bad("renderer", "must be \"viseme\" or \"wav2lip\"");
   if (renderer == "wav2lip" && wav2lip_weights.empty()) bad("wav2lip_weights", "must name the converted weights");
   if (stream_size != 0 && (stream_size < 64 || stream_size > 2048)) {

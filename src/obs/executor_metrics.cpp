@@ -4,6 +4,18 @@
 
 namespace talkserve::obs {
 
+namespace {
+constexpr const char* kRejectedHelp =
+    "Requests an executor queue refused: queue_full (max_queue waiting) or overloaded (load "
+    "shedding by queue delay)";
+}  // namespace
+
+Counter& queue_rejected_counter(MetricsRegistry& registry, const std::string& executor,
+                                const std::string& reason) {
+  return registry.counter("talkserve_queue_rejected_total", kRejectedHelp,
+                          {{"executor", executor}, {"reason", reason}});
+}
+
 ExecutorMetrics::ExecutorMetrics(MetricsRegistry& registry, std::string executor)
     : registry_(registry),
       executor_(std::move(executor)),
@@ -20,7 +32,9 @@ ExecutorMetrics::ExecutorMetrics(MetricsRegistry& registry, std::string executor
                                    exponential_buckets(0.001, 2, 16), {{"executor", executor_}})),
       failures_(registry.counter("talkserve_batch_failures_total",
                                  "Executor batches whose model call failed",
-                                 {{"executor", executor_}})) {}
+                                 {{"executor", executor_}})),
+      rejected_full_(queue_rejected_counter(registry, executor_, "queue_full")),
+      rejected_overloaded_(queue_rejected_counter(registry, executor_, "overloaded")) {}
 
 ExecutorMetrics::~ExecutorMetrics() {
   if (depth_attached_) registry_.remove_callback_gauge("talkserve_queue_depth", {{"executor", executor_}});
@@ -34,6 +48,11 @@ std::function<void(const sched::BatchReport&)> ExecutorMetrics::observer() {
     run_time_.observe(Seconds(r.run_time).count());
     if (!r.ok) failures_.inc();
   };
+}
+
+void ExecutorMetrics::count_rejection(sched::ExecErrc code) {
+  if (code == sched::ExecErrc::queue_full) rejected_full_.inc();
+  if (code == sched::ExecErrc::overloaded) rejected_overloaded_.inc();
 }
 
 void ExecutorMetrics::attach_queue_depth(std::function<double()> depth) {

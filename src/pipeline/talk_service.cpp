@@ -12,6 +12,8 @@
 #include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 
@@ -38,6 +40,8 @@
 #include "talkserve/net/multipart.hpp"
 #include "talkserve/net/router.hpp"
 #include "talkserve/net/stream_writer.hpp"
+#include "talkserve/obs/executor_metrics.hpp"
+#include "talkserve/sched/queue_delay_probe.hpp"
 #include "talkserve/obs/log.hpp"
 #include "talkserve/pipeline/session_store.hpp"
 #include "talkserve/speech/asr_stage.hpp"
@@ -481,6 +485,11 @@ class TalkService final : public app::Service {
     }
 #endif
     stages_.sessions = std::make_unique<SessionStore>(sc, sched::steady_clock(), std::move(shared_sessions));
+    pool_probe_ = std::make_unique<sched::QueueDelayProbe>(
+        sched::steady_clock(),
+        [this](std::function<void()> probe) { asio::post(pool_, std::move(probe)); },
+        std::chrono::milliseconds(stages_.cfg.max_queue_delay_ms));
+    shed_ = &obs::queue_rejected_counter(metrics_, "talk", "overloaded");
   }
 
   ~TalkService() override { stop(); }
@@ -577,6 +586,22 @@ class TalkService final : public app::Service {
       if (!req.voice.empty() && !stages_.tts->has_voice(req.voice)) {
         throw ApiError(400, "voice: '" + req.voice + "' is not a voice of " + stages_.tts->backend().name(),
                        "voice", "unknown_voice");
+      }
+      // Load shedding (talk.max_queue_delay_ms, asr.max_queue_delay_ms): a turn that would
+      // queue behind a backlog its client is likely to time out in gets a quick 503 instead.
+      // Turns already admitted are never shed.
+      if (req.audio && stages_.asr->overloaded(ex.context().priority)) {
+        throw ApiError(503, "speech recognition is overloaded (queued audio has waited over "
+                            "asr.max_queue_delay_ms); retry later",
+                       {}, "overloaded");
+      }
+      if (pool_probe_->overloaded()) {
+        shed_->inc();
+        throw ApiError(503,
+                       "the talk pipeline is overloaded (turns queued for decoding, rendering and "
+                       "encoding have waited over talk.max_queue_delay_ms = " +
+                           std::to_string(stages_.cfg.max_queue_delay_ms) + " ms); retry later",
+                       {}, "overloaded");
       }
     } catch (const ApiError& e) {
       error = e;
@@ -687,6 +712,8 @@ class TalkService final : public app::Service {
   Stages stages_;
   asio::thread_pool pool_{2};          // decoding, rendering and encoding of turns
   asio::thread_pool control_pool_{1};  // live sessions: VAD, control frames, stage callbacks
+  std::unique_ptr<sched::QueueDelayProbe> pool_probe_;  // admission of turns (talk.max_queue_delay_ms)
+  obs::Counter* shed_ = nullptr;  // talkserve_queue_rejected_total{executor="talk",reason="overloaded"}
   std::atomic<bool> ready_{false};
   std::mutex stop_mutex_;
 };

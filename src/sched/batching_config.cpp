@@ -31,6 +31,15 @@ void BatchingConfig::validate() const {
     reject(*this, "ewma_alpha", "must be in (0, 1] (got " + std::to_string(ewma_alpha) + ")");
   }
   if (num_workers < 1) reject(*this, "num_workers", "must be >= 1 (got 0)");
+  if (max_queue_delay.count() < 0) {
+    reject(*this, "max_queue_delay", "must be >= 0 (got " + ns(max_queue_delay) + ")");
+  }
+  // A request held by the batch window alone must not look like a backlog.
+  if (max_queue_delay.count() > 0 && max_queue_delay <= max_wait) {
+    reject(*this, "max_queue_delay",
+           "must be 0 (off) or longer than max_wait (got " + ns(max_queue_delay) + " <= " +
+               ns(max_wait) + ")");
+  }
   if (!(max_batch_cost >= 0)) {
     reject(*this, "max_batch_cost", "must be >= 0 (got " + std::to_string(max_batch_cost) + ")");
   }

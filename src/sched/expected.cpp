@@ -10,6 +10,8 @@ std::string_view to_string(ExecErrc code) noexcept {
       return "deadline_exceeded";
     case ExecErrc::queue_full:
       return "queue_full";
+    case ExecErrc::overloaded:
+      return "overloaded";
     case ExecErrc::stopped:
       return "stopped";
     case ExecErrc::failed:

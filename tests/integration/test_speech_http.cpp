@@ -8,6 +8,7 @@
 #include <fstream>
 #include <future>
 #include <sstream>
+#include <thread>
 
 #include "support/data_paths.hpp"
 #include "support/checks.hpp"
@@ -254,6 +255,65 @@ TEST_CASE("transcriptions: uploads whose clients hang up are dropped before deco
   auto res = transcribe(client, speech_file("pocketsphinx_goforward.wav"), "text");
   CHECK(res.status == 200);
   CHECK(res.body == "go forward ten meters\n");
+}
+
+TEST_CASE("transcriptions: a backlog older than asr.max_queue_delay_ms sheds new uploads with 503",
+          "[speech][asr][overload]") {
+  // One decoder, one segment per batch: an 11 s recording keeps the recogniser busy for seconds,
+  // so the next upload waits in the queue and the ones after it are shed at once.
+  Talkserve server(speech_server({"--set", "asr.decoders=1", "--set", "asr.workers=1", "--set",
+                                  "asr.max_batch=1", "--set", "asr.max_queue_delay_ms=300"}));
+  const std::string jfk = speech_file("jfk.wav");
+  const std::string goforward = speech_file("pocketsphinx_goforward.wav");
+  std::vector<std::future<HttpResponse>> uploads;
+  auto send = [&](const std::string& audio) {
+    uploads.push_back(std::async(std::launch::async, [&server, &audio] {
+      auto client = server.client(120s);
+      return transcribe(client, audio, "text");
+    }));
+  };
+  auto shed_count = [&] {
+    return server.metrics()
+        .value("talkserve_queue_rejected_total", {{"executor", "asr"}, {"reason", "overloaded"}})
+        .value_or(0);
+  };
+  send(jfk);
+  // Until one is shed: each new upload either queues behind the first (and ages the queue) or
+  // is refused because queued audio has already waited over 300 ms.
+  for (int i = 0; i < 12 && shed_count() == 0; ++i) {
+    std::this_thread::sleep_for(500ms);
+    send(goforward);
+  }
+  REQUIRE(shed_count() >= 1);
+
+  int ok = 0, shed = 0;
+  for (std::size_t i = 0; i < uploads.size(); ++i) {
+    const HttpResponse res = uploads[i].get();
+    INFO(i << ": " << res.status << " " << res.body);
+    if (res.status == 503) {
+      ++shed;
+      CHECK(res.json()["error"]["code"] == "overloaded");
+      CHECK(res.header("Retry-After").has_value());
+      CHECK(i > 0);  // the first upload found an idle recogniser
+    } else {
+      ++ok;
+      REQUIRE(res.status == 200);
+      if (i == 0) {
+        CHECK_THAT(res.body, Catch::Contains("country"));
+      } else {
+        CHECK(res.body == "go forward ten meters\n");
+      }
+    }
+  }
+  CHECK(shed >= 1);
+  CHECK(ok >= 1);  // the first upload
+  CHECK(shed_count() == shed);
+
+  // Once the backlog is gone, uploads are accepted again.
+  auto client = server.client(120s);
+  auto res = transcribe(client, goforward, "text");
+  CHECK(res.status == 200);
+  CHECK(server.metrics().value("talkserve_queue_depth", {{"executor", "asr"}}) == 0);
 }
 
 TEST_CASE("transcriptions: the server's word error rate matches pocketsphinx fed directly",

@@ -8,8 +8,10 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <future>
 #include <numeric>
 #include <sstream>
+#include <thread>
 
 #include "support/data_paths.hpp"
 #include "support/checks.hpp"
@@ -217,6 +219,57 @@ TEST_CASE("talk: spoken turns whose clients hang up are dropped before decoding"
 
   auto client = server.client(120s);
   talk_ok(client, json{{"text", "Hello there"}});
+}
+
+TEST_CASE("talk: turns arriving behind a render backlog older than talk.max_queue_delay_ms get 503",
+          "[talk][overload]") {
+  Talkserve::Options o = talk_server();
+  o.args = {"--set", "talk.max_queue_delay_ms=300"};
+  Talkserve server(o);
+  std::vector<std::future<HttpResponse>> turns;
+  auto send = [&](int i) {
+    turns.push_back(std::async(std::launch::async, [&server, i] {
+      auto client = server.client(180s);
+      // Distinct texts: no clip cache hit answers one turn from another.
+      return client.post_json("/v1/talk", json{{"text", "Tell me about the number " +
+                                                            std::to_string(i) + "."}});
+    }));
+  };
+  auto shed_count = [&] {
+    return server.metrics()
+        .value("talkserve_queue_rejected_total", {{"executor", "talk"}, {"reason", "overloaded"}})
+        .value_or(0);
+  };
+  // Eight turns at once: their clips queue for the two render threads.
+  for (int i = 0; i < 8; ++i) send(i);
+  for (int i = 8; i < 40 && shed_count() == 0; ++i) {
+    std::this_thread::sleep_for(250ms);
+    send(i);
+  }
+  REQUIRE(shed_count() >= 1);
+
+  int ok = 0, shed = 0;
+  for (std::size_t i = 0; i < turns.size(); ++i) {
+    const HttpResponse res = turns[i].get();
+    INFO(i << ": " << res.status << " " << res.body.substr(0, 300));
+    if (res.status == 503) {
+      ++shed;
+      CHECK(res.json()["error"]["code"] == "overloaded");
+      CHECK_THAT(res.json()["error"]["message"].get<std::string>(),
+                 Catch::Contains("talk.max_queue_delay_ms"));
+      CHECK(res.header("Retry-After").has_value());
+    } else {
+      ++ok;
+      REQUIRE(res.status == 200);
+      CHECK(res.json()["video_url"].is_string());
+    }
+  }
+  CHECK(shed == shed_count());
+  CHECK(ok >= 8);  // the first eight found the pool idle and finished
+
+  // The backlog is gone: turns are admitted again.
+  auto client = server.client(180s);
+  talk_ok(client, json{{"text", "Hello again"}});
 }
 
 TEST_CASE("talk: stream true sends each stage as an event, in order", "[talk]") {

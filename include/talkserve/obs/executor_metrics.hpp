@@ -5,6 +5,8 @@
 //   talkserve_queue_wait_seconds{executor}    time from enqueue to batch start
 //   talkserve_batch_run_seconds{executor}     time the model spent on a batch
 //   talkserve_batch_failures_total{executor}  batches whose model call failed
+//   talkserve_queue_rejected_total{executor,reason}  enqueues refused: queue_full (max_queue) or
+//                                             overloaded (max_queue_delay, load shedding)
 // observer() is handed to the executor's constructor; attach_queue_depth() once it exists.
 //
 // Thread-safety: observer() may be called on any worker thread; the rest at start/stop.
@@ -14,8 +16,14 @@
 
 #include "talkserve/obs/metrics.hpp"
 #include "talkserve/sched/batching_stats.hpp"
+#include "talkserve/sched/expected.hpp"
 
 namespace talkserve::obs {
+
+// The talkserve_queue_rejected_total{executor,reason} series, for queues that are not a
+// BatchingExecutor (the talk pipeline's pool) but shed load the same way.
+Counter& queue_rejected_counter(MetricsRegistry& registry, const std::string& executor,
+                                const std::string& reason);
 
 class ExecutorMetrics {
  public:
@@ -28,6 +36,9 @@ class ExecutorMetrics {
   // Registers the queue-depth gauge, read through `depth` at scrape time; removed in the
   // destructor, so `depth` must stay valid until then.
   void attach_queue_depth(std::function<double()> depth);
+  // Counts a refused enqueue (queue_full or overloaded; other codes are ignored).
+  // Thread-safety: any thread.
+  void count_rejection(sched::ExecErrc code);
 
  private:
   MetricsRegistry& registry_;
@@ -36,6 +47,8 @@ class ExecutorMetrics {
   Histogram& queue_wait_;
   Histogram& run_time_;
   Counter& failures_;
+  Counter& rejected_full_;
+  Counter& rejected_overloaded_;
   bool depth_attached_ = false;
 };
 

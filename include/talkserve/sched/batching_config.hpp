@@ -23,6 +23,11 @@ struct BatchingConfig {
   // requests do. Costs in a model's units of work (e.g. seconds of audio) keep batches of
   // one worker from holding far more work than another's. 0 = count requests only.
   double max_batch_cost = 0;
+  // > 0: load shedding by queue delay. enqueue() refuses with `overloaded` while the oldest
+  // request waiting at the new request's priority or above has waited this long: under
+  // sustained overload new work gets a quick 503 instead of a place in a queue it would leave
+  // only after its client gave up. 0 = bounded by max_queue only.
+  std::chrono::nanoseconds max_queue_delay{0};
 
   // Throws std::invalid_argument naming the offending key (e.g. "max_batch") when a value is
   // out of range. Call once at start; the executor's constructor calls it too.

@@ -15,6 +15,12 @@
 //   The batch function runs on the whole batch outside any lock and returns one result per
 //   request, in order. Then each request's callback gets its Expected<Result>.
 //
+// Load shedding: with max_queue_delay set, enqueue() also refuses (`overloaded`) while the
+// oldest request waiting at the new request's priority or above (those it would queue behind)
+// has waited max_queue_delay or more. Once the backlog drains below that, requests are
+// accepted again. queue_delay() reports the same wait, so a caller can refuse before doing
+// costly preparation (decoding an upload) for work that would be shed.
+//
 // Every accepted request's callback is invoked exactly once:
 //   - result / `failed`   on the worker thread, after the batch (an exception thrown by the
 //                         batch function, or a wrong result count, fails every request of
@@ -39,6 +45,7 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -110,8 +117,8 @@ class BatchingExecutor {
   BatchingExecutor& operator=(const BatchingExecutor&) = delete;
 
   // Takes ownership of `request`. Returns its id, or queue_full when max_queue requests are
-  // waiting, or stopped after stop() began; on error no callback is invoked. Never blocks on
-  // the model. `done` may be empty.
+  // waiting, or overloaded (see max_queue_delay), or stopped after stop() began; on error no
+  // callback is invoked. Never blocks on the model. `done` may be empty.
   // Thread-safety: any thread, concurrently with every other method.
   Expected<RequestId> enqueue(Request request, Callback done, EnqueueOptions options = {}) {
     RequestId id = 0;
@@ -126,6 +133,16 @@ class BatchingExecutor {
                                                    std::to_string(config_.max_queue) + ")"};
       }
       const Clock::time_point now = clock_.now();
+      if (config_.max_queue_delay.count() > 0) {
+        const Clock::duration waited = queue_delay_locked(options.priority, now);
+        if (waited >= config_.max_queue_delay) {
+          ++stats_.shed;
+          return ExecError{ExecErrc::overloaded,
+                           "executor '" + config_.name + "' is overloaded: queued work has waited " +
+                               millis(waited) + " ms (max_queue_delay " +
+                               millis(config_.max_queue_delay) + " ms)"};
+        }
+      }
       window_.on_arrival(now);
       id = next_id_++;
       const double cost = options.cost > 0 ? options.cost : 0.0;
@@ -192,6 +209,19 @@ class BatchingExecutor {
     }
   }
 
+  // How long the oldest request waiting at `priority` or above (lower number) has waited; zero
+  // when none waits. Thread-safety: any thread.
+  Clock::duration queue_delay(int priority) const {
+    std::lock_guard lock(mutex_);
+    return queue_delay_locked(priority, clock_.now());
+  }
+
+  // True when enqueue() at `priority` would be refused as overloaded now.
+  // Thread-safety: any thread.
+  bool overloaded(int priority) const {
+    return config_.max_queue_delay.count() > 0 && queue_delay(priority) >= config_.max_queue_delay;
+  }
+
   // Snapshot of the counters. Thread-safety: any thread.
   ExecutorStats stats() const {
     std::lock_guard lock(mutex_);
@@ -237,6 +267,22 @@ class BatchingExecutor {
     if (p.deadline) deadlines_.erase({*p.deadline, key.id});
     queued_cost_ = queue_.empty() ? 0.0 : std::max(0.0, queued_cost_ - p.cost);
     return p;
+  }
+
+  // Requires mutex_. queue_ is ordered by (priority, id), so the first entry of each priority is
+  // its oldest; the tiers are few, so this visits a handful of entries.
+  Clock::duration queue_delay_locked(int priority, Clock::time_point now) const {
+    std::optional<Clock::time_point> oldest;
+    for (auto it = queue_.begin(); it != queue_.end() && it->first.priority <= priority;
+         it = queue_.lower_bound(Key{it->first.priority + 1, 0})) {
+      if (!oldest || it->second.arrival < *oldest) oldest = it->second.arrival;
+      if (it->first.priority == std::numeric_limits<int>::max()) break;
+    }
+    return oldest && now > *oldest ? now - *oldest : Clock::duration::zero();
+  }
+
+  static std::string millis(Clock::duration d) {
+    return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(d).count());
   }
 
   // Requires mutex_ and a non-empty queue. The oldest waiting request has the smallest id.

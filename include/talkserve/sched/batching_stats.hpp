@@ -25,6 +25,7 @@ struct ExecutorStats {
   Clock::duration total_queue_wait{0};    // sum over dispatched requests of (dispatch - arrival)
   std::uint64_t accepted = 0;             // enqueue() calls that returned an id
   std::uint64_t rejected = 0;             // enqueue() calls refused with queue_full
+  std::uint64_t shed = 0;                 // enqueue() calls refused with overloaded
   std::uint64_t completed = 0;            // callbacks with a result
   std::uint64_t failed = 0;               // callbacks with `failed` (batch function error)
   std::uint64_t cancelled = 0;            // callbacks with `cancelled`

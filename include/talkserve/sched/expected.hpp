@@ -16,6 +16,7 @@ enum class ExecErrc {
   cancelled,          // cancel() removed it before it ran
   deadline_exceeded,  // its deadline passed before it could run
   queue_full,         // the bounded queue was full at enqueue (returned by enqueue, no callback)
+  overloaded,         // queued work had waited over max_queue_delay (returned by enqueue, no callback)
   stopped,            // the executor is stopping or stopped
   failed,             // the batch function threw or returned a wrong number of results
 };

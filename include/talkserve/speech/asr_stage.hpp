@@ -76,7 +76,7 @@ class AsrStage {
   std::vector<SpeechRegion> segment(const std::vector<float>& audio) const;
 
   // Queues the given segments of `audio` (from segment()). On success returns a ticket and
-  // `done` is called exactly once later; on refusal (queue full, stopping) returns the error
+  // `done` is called exactly once later; on refusal (queue full, overloaded, stopping) returns the error
   // and `done` is never called.
   sched::Expected<std::shared_ptr<AsrTicket>> transcribe(
       std::shared_ptr<const std::vector<float>> audio, std::vector<SpeechRegion> segments,
@@ -86,6 +86,11 @@ class AsrStage {
   void stop();   // fail what is queued
 
   std::size_t queue_depth() const;
+  // True when work at `priority` would be refused as overloaded (asr.max_queue_delay_ms):
+  // checked before decoding an upload, so shed requests cost no decoding or VAD. A true answer
+  // is counted as a refusal (talkserve_queue_rejected_total{executor="asr",reason="overloaded"}),
+  // so call it only where true means the work is refused.
+  bool overloaded(int priority) const;
 
  private:
   struct Impl;

@@ -37,7 +37,7 @@ class TtsStage {
   // Whether `voice` names one of the backend's voices ("" = its default: always true).
   bool has_voice(const std::string& voice) const;
 
-  // Queues one synthesis. Returns its id, or queue_full / stopped (then `done` is not called).
+  // Queues one synthesis. Returns its id, or queue_full / overloaded / stopped (then `done` is not called).
   sched::Expected<sched::RequestId> synthesize(TtsRequest request, int priority, Callback done);
   bool cancel(sched::RequestId id);
 

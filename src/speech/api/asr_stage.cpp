@@ -231,6 +231,7 @@ sched::Expected<std::shared_ptr<AsrTicket>> AsrStage::transcribe(
         SegmentJob{audio, segments[i], language, state->cancelled()},
         [state, i](sched::Expected<AsrResult> r) { state->on_segment(i, std::move(r)); }, opts);
     if (!id) {
+      if (impl_->metrics) impl_->metrics->count_rejection(id.error().code);
       state->abandon();  // no half-recognised clips: withdraw what was queued
       return id.error();
     }
@@ -242,5 +243,10 @@ sched::Expected<std::shared_ptr<AsrTicket>> AsrStage::transcribe(
 void AsrStage::drain() { impl_->executor->stop(sched::StopMode::drain); }
 void AsrStage::stop() { impl_->executor->stop(sched::StopMode::fail); }
 std::size_t AsrStage::queue_depth() const { return impl_->executor->stats().queue_depth; }
+bool AsrStage::overloaded(int priority) const {
+  if (!impl_->executor->overloaded(priority)) return false;
+  if (impl_->metrics) impl_->metrics->count_rejection(sched::ExecErrc::overloaded);
+  return true;
+}
 
 }  // namespace talkserve::speech

@@ -313,11 +313,17 @@ asio::awaitable<void> SpeechHandler::handle(net::HttpExchange& ex) {
                                                std::move(sentences), limits_.output_sample_rate,
                                                ex.context().priority, ex.context().trace_id);
   if (auto first = stream->start(); !first) {
-    const bool full = first.error().code == sched::ExecErrc::queue_full;
-    co_return co_await ex.respond(net::error_response(
-        full ? ApiError(503, "the speech synthesis queue is full; retry later", {}, "queue_full")
-             : ApiError(503, "the server is shutting down", {}, "shutting_down"),
-        version));
+    const sched::ExecErrc code = first.error().code;
+    ApiError e = code == sched::ExecErrc::queue_full
+                     ? ApiError(503, "the speech synthesis queue is full; retry later", {},
+                                "queue_full")
+                 : code == sched::ExecErrc::overloaded
+                     ? ApiError(503,
+                                "speech synthesis is overloaded (" + first.error().message +
+                                    "); retry later",
+                                {}, "overloaded")
+                     : ApiError(503, "the server is shutting down", {}, "shutting_down");
+    co_return co_await ex.respond(net::error_response(e, version));
   }
   // Named, not a temporary inside co_await (GCC 12 destroys such temporaries twice).
   std::string content_type = sse ? "text/event-stream" : std::string(media::content_type(format));

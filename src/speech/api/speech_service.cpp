@@ -115,6 +115,7 @@ class SpeechService final : public app::Service, public SpeechStages {
     sc.batching.name = "asr";
     sc.batching.max_batch = static_cast<std::size_t>(asr_cfg_.max_batch);
     sc.batching.max_queue = static_cast<std::size_t>(asr_cfg_.max_queue);
+    sc.batching.max_queue_delay = std::chrono::milliseconds(asr_cfg_.max_queue_delay_ms);
     sc.batching.max_wait = std::chrono::milliseconds(asr_cfg_.max_wait_ms);
     sc.batching.max_batch_cost = asr_cfg_.max_batch_seconds;
     // pocketsphinx: one worker per resident decoder set. wav2vec2: workers run batches of the

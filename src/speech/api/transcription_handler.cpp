@@ -123,6 +123,9 @@ ApiError exec_error(const sched::ExecError& e) {
   switch (e.code) {
     case sched::ExecErrc::queue_full:
       return ApiError(503, "the speech recognition queue is full; retry later", {}, "queue_full");
+    case sched::ExecErrc::overloaded:
+      return ApiError(503, "speech recognition is overloaded (" + e.message + "); retry later", {},
+                      "overloaded");
     case sched::ExecErrc::stopped:
       return ApiError(503, "the server is shutting down", {}, "shutting_down");
     case sched::ExecErrc::cancelled:
@@ -161,6 +164,12 @@ asio::awaitable<void> TranscriptionHandler::handle(net::HttpExchange& ex) {
   };
   try {
     req = parse(ex.request(), stage_.backend());
+    // Shed before the costly part: an upload that would queue behind work already waiting too
+    // long is refused before it is decoded.
+    if (stage_.overloaded(ex.context().priority)) {
+      throw exec_error(sched::ExecError{sched::ExecErrc::overloaded,
+                                        "queued audio has waited over asr.max_queue_delay_ms"});
+    }
     ex.watch_disconnect([watch] {
       std::shared_ptr<AsrTicket> ticket;
       {

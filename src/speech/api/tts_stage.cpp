@@ -54,7 +54,9 @@ sched::Expected<sched::RequestId> TtsStage::synthesize(TtsRequest request, int p
                                                        Callback done) {
   sched::EnqueueOptions opts;
   opts.priority = priority;
-  return impl_->executor->enqueue(std::move(request), std::move(done), opts);
+  auto id = impl_->executor->enqueue(std::move(request), std::move(done), opts);
+  if (!id && impl_->metrics) impl_->metrics->count_rejection(id.error().code);
+  return id;
 }
 
 bool TtsStage::cancel(sched::RequestId id) { return impl_->executor->cancel(id); }

@@ -52,6 +52,16 @@ TEST_CASE("BatchingConfig::validate names the bad key", "[sched][config]") {
   CHECK_THAT(with([](auto& c) { c.ewma_alpha = 1.5; }), Catch::Contains("ewma_alpha"));
   CHECK_THAT(with([](auto& c) { c.ewma_alpha = std::nan(""); }), Catch::Contains("ewma_alpha"));
   CHECK_THAT(with([](auto& c) { c.num_workers = 0; }), Catch::Contains("num_workers"));
+  CHECK_THAT(with([](auto& c) { c.max_queue_delay = -1ms; }), Catch::Contains("max_queue_delay"));
+  CHECK_THAT(with([](auto& c) {
+               c.max_wait = 20ms;
+               c.max_queue_delay = 20ms;
+             }),
+             Catch::Contains("longer than max_wait"));
+  CHECK(with([](auto& c) {
+          c.max_wait = 20ms;
+          c.max_queue_delay = 21ms;
+        }).empty());
   CHECK_THAT(with([](auto& c) { c.name.clear(); }), Catch::Contains("name"));
   CHECK_THAT(with([](auto& c) { c.max_batch = 0; }), Catch::Contains("'asr'"));
   CHECK(with([](auto& c) { c.ewma_alpha = 1.0; }).empty());

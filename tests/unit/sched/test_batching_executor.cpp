@@ -8,6 +8,7 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <condition_variable>
+#include <future>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -364,6 +365,69 @@ TEST_CASE("enqueue returns queue_full at once when the bounded queue is full",
   h.add(5);  // room again
   CHECK_FALSE(callback_called);
   CHECK(h.executor->stats().accepted == 4);
+}
+
+TEST_CASE("max_queue_delay sheds new work while queued work has waited too long",
+          "[sched][executor]") {
+  BatchingConfig c = config(1, 0ms, 0ms);
+  c.max_queue_delay = 100ms;
+  Harness h(c);
+  // The model is busy with request 1 until released, so what comes next waits in the queue.
+  std::promise<void> started, release;
+  auto released = release.get_future().share();
+  h.set_hook([&, released](std::vector<int>& batch) {
+    if (batch.front() == 1) {
+      started.set_value();
+      released.wait();
+    }
+  });
+  REQUIRE(h.executor->enqueue(1, h.record(1)).has_value());
+  started.get_future().wait();
+  REQUIRE(h.executor->enqueue(2, h.record(2)).has_value());
+  h.clock.advance(60ms);
+  CHECK(h.executor->queue_delay(1) == 60ms);
+  CHECK_FALSE(h.executor->overloaded(1));
+  REQUIRE(h.executor->enqueue(3, h.record(3)).has_value());  // the oldest waited 60 ms
+  h.clock.advance(40ms);
+  CHECK(h.executor->queue_delay(1) == 100ms);
+  CHECK(h.executor->overloaded(1));
+
+  bool callback_called = false;
+  auto refused = h.executor->enqueue(4, [&](Expected<int>) { callback_called = true; },
+                                     EnqueueOptions{.priority = 1, .deadline = {}});
+  REQUIRE_FALSE(refused.has_value());
+  CHECK(refused.error().code == ExecErrc::overloaded);
+  CHECK_THAT(refused.error().message, Catch::Contains("100 ms"));
+  // A lower tier would queue behind the same backlog: shed too.
+  auto low = h.executor->enqueue(5, {}, EnqueueOptions{.priority = 2, .deadline = {}});
+  REQUIRE_FALSE(low.has_value());
+  CHECK(low.error().code == ExecErrc::overloaded);
+  // A higher tier jumps the backlog: nothing of its own has waited, so it is accepted.
+  CHECK(h.executor->queue_delay(0) == Clock::duration::zero());
+  REQUIRE(h.executor->enqueue(6, h.record(6), EnqueueOptions{.priority = 0, .deadline = {}}).has_value());
+
+  auto s = h.executor->stats();
+  CHECK(s.shed == 2);
+  CHECK(s.rejected == 0);
+  CHECK(s.accepted == 4);
+
+  release.set_value();
+  for (int r : {1, 2, 3, 6}) h.wait_outcome(r);
+  CHECK(h.batches_seen() == std::vector<std::vector<int>>{{1}, {6}, {2}, {3}});
+  CHECK(h.executor->queue_delay(1) == Clock::duration::zero());
+  REQUIRE(h.executor->enqueue(7, h.record(7)).has_value());  // the backlog is gone
+  h.wait_outcome(7);
+  CHECK_FALSE(callback_called);
+}
+
+TEST_CASE("max_queue_delay 0 never sheds", "[sched][executor]") {
+  Harness h(config(8, 1s, 1s));  // requests wait for the 1 s batch window
+  h.add(1);
+  h.advance(999ms);
+  CHECK(h.executor->queue_delay(1) == 999ms);
+  CHECK_FALSE(h.executor->overloaded(1));
+  h.add(2);
+  CHECK(h.executor->stats().shed == 0);
 }
 
 TEST_CASE("an exception in the batch function fails that batch only", "[sched][executor]") {
