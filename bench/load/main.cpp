@@ -3,7 +3,7 @@
 // request count. Prints a table on stderr and one JSON object on stdout. docs/load.md explains
 // the modes, the figures and the verdicts.
 //
-//   bench_load [--url HOST:PORT [--server-pid PID] | --binary PATH] [--mix
+//   bench_load [--url HOST:PORT [--server-pid PID] | --binary PATH [--server-set KEY=VALUE]...] [--mix
 //   chat=6,transcription=2,talk=1,live=1]
 //              [--wav FILE] [--max-tokens 64] [--live-video false] [--timeout 120] [--seed 1]
 //     --find-capacity      closed loop at rising concurrency (--levels 1,2,4,8,16,32,
@@ -17,7 +17,9 @@
 //     --storm 200          200 clients dropped mid-stream at once; the time until the gauges rest
 //
 // Without --url it starts the talkserve binary of this build on a free loopback port with the
-// models of this checkout, and samples its RSS from /proc/<pid>/status.
+// models of this checkout, and samples its RSS from /proc/<pid>/status. --server-set passes a
+// `--set KEY=VALUE` on to that server (e.g. asr.max_queue_delay_ms=0 to compare without load
+// shedding).
 
 #include <unistd.h>
 
@@ -65,6 +67,7 @@ namespace {
 
 struct Options {
   std::string url, binary = TALKSERVE_BENCH_BINARY, api_key;
+  std::vector<std::string> server_sets;  // --server-set KEY=VALUE, for the started binary
   std::string wav =
       std::string(TALKSERVE_BENCH_SHARED_DIR) + "/testdata/speech/pocketsphinx_goforward.wav";
   std::vector<std::pair<RequestClass, double>> mix{{RequestClass::chat, 6},
@@ -598,6 +601,8 @@ Options parse(int argc, char** argv) {
       o.url = next();
     else if (a == "--binary")
       o.binary = next();
+    else if (a == "--server-set")
+      o.server_sets.push_back(next());
     else if (a == "--server-pid")
       o.server_pid = static_cast<pid_t>(std::stol(next()));
     else if (a == "--api-key")
@@ -669,6 +674,8 @@ Options parse(int argc, char** argv) {
   if (o.mode == Options::Mode::soak && !o.duration_set) o.duration = 600;
   if (o.warmup_seconds >= o.duration)
     throw std::invalid_argument("--warmup-seconds must be shorter than --duration");
+  if (!o.url.empty() && !o.server_sets.empty())
+    throw std::invalid_argument("--server-set configures the started binary; not with --url");
   o.storm.idle_timeout = std::chrono::milliseconds(static_cast<long>(o.idle_timeout * 1000));
   double total = 0;
   for (const auto& [cls, w] : o.mix) total += w;
@@ -741,15 +748,18 @@ int main(int argc, char** argv) {
     if (o.url.empty()) {
       clips = std::filesystem::temp_directory_path() /
               ("bench_load_clips_" + std::to_string(::getpid()));
-      server = std::make_unique<talkserve::itest::ServerProcess>(
-          o.binary,
-          std::vector<std::string>{
-              "--set", "http.host=127.0.0.1", "--set", "http.port=0", "--set",
-              std::string("server.models_dir=\"") + TALKSERVE_BENCH_MODELS_DIR + "\"", "--set",
-              "http.static_dir=\"\"", "--set", "log.level=\"warn\"",
-              // As in the integration tests: libtorch's spinning intra-op threads
-              // slow a shared 2-core machine down; the tiny model gains nothing.
-              "--set", "llm.threads=1", "--set", "talk.cache_dir=\"" + clips.string() + "\""});
+      std::vector<std::string> args{
+          "--set", "http.host=127.0.0.1", "--set", "http.port=0", "--set",
+          std::string("server.models_dir=\"") + TALKSERVE_BENCH_MODELS_DIR + "\"", "--set",
+          "http.static_dir=\"\"", "--set", "log.level=\"warn\"",
+          // As in the integration tests: libtorch's spinning intra-op threads
+          // slow a shared 2-core machine down; the tiny model gains nothing.
+          "--set", "llm.threads=1", "--set", "talk.cache_dir=\"" + clips.string() + "\""};
+      for (const std::string& kv : o.server_sets) {
+        args.push_back("--set");
+        args.push_back(kv);
+      }
+      server = std::make_unique<talkserve::itest::ServerProcess>(o.binary, std::move(args));
       const auto port = server->wait_listening(std::chrono::seconds(60));
       o.url = "127.0.0.1:" + std::to_string(port);
       o.server_pid = server->pid();

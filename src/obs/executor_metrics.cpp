@@ -7,7 +7,7 @@ namespace talkserve::obs {
 namespace {
 constexpr const char* kRejectedHelp =
     "Requests an executor queue refused: queue_full (max_queue waiting) or overloaded (load "
-    "shedding by queue delay)";
+    "shedding by queue delay); or dropped unrun: expired (queued past their deadline)";
 }  // namespace
 
 Counter& queue_rejected_counter(MetricsRegistry& registry, const std::string& executor,
@@ -34,7 +34,8 @@ ExecutorMetrics::ExecutorMetrics(MetricsRegistry& registry, std::string executor
                                  "Executor batches whose model call failed",
                                  {{"executor", executor_}})),
       rejected_full_(queue_rejected_counter(registry, executor_, "queue_full")),
-      rejected_overloaded_(queue_rejected_counter(registry, executor_, "overloaded")) {}
+      rejected_overloaded_(queue_rejected_counter(registry, executor_, "overloaded")),
+      rejected_expired_(queue_rejected_counter(registry, executor_, "expired")) {}
 
 ExecutorMetrics::~ExecutorMetrics() {
   if (depth_attached_) registry_.remove_callback_gauge("talkserve_queue_depth", {{"executor", executor_}});
@@ -53,6 +54,7 @@ std::function<void(const sched::BatchReport&)> ExecutorMetrics::observer() {
 void ExecutorMetrics::count_rejection(sched::ExecErrc code) {
   if (code == sched::ExecErrc::queue_full) rejected_full_.inc();
   if (code == sched::ExecErrc::overloaded) rejected_overloaded_.inc();
+  if (code == sched::ExecErrc::deadline_exceeded) rejected_expired_.inc();
 }
 
 void ExecutorMetrics::attach_queue_depth(std::function<double()> depth) {

@@ -85,7 +85,7 @@ struct AsrSection {
   double max_batch_seconds = 0;           // > 0: seconds of audio per batch at most (0 = off)
   int workers = 2;                        // executor threads forming batches
   int max_queue = 256;                    // waiting segments before 503
-  int max_queue_delay_ms = 10000;         // shed new work while the queue's oldest waited this long; 0 = off
+  int max_queue_delay_ms = 5000;          // shed new work while the queue's oldest waited this long; 0 = off
   double max_audio_seconds = 600;         // longer uploads are refused (413)
   int max_upload_mb = 25;                 // request body limit of the route
   void validate() const;
@@ -120,7 +120,7 @@ struct TalkSection {
   std::string cache_dir = "cache/clips"; // rendered clips (relative to the working directory)
   int cache_max_mb = 2048;
   double max_audio_seconds = 60;         // spoken input longer than this is refused (413)
-  int max_queue_delay_ms = 10000;        // shed new turns while render work waited this long; 0 = off
+  int max_queue_delay_ms = 5000;         // shed new turns while render work waited this long; 0 = off
   std::string renderer = "viseme";       // "viseme" (CPU default) or "wav2lip"
   std::string wav2lip_weights = "wav2lip/wav2lip.safetensors";  // under server.models_dir
   std::string wav2lip_device = "cpu";    // "cpu", "cuda", "cuda:N"

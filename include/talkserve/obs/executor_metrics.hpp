@@ -5,8 +5,10 @@
 //   talkserve_queue_wait_seconds{executor}    time from enqueue to batch start
 //   talkserve_batch_run_seconds{executor}     time the model spent on a batch
 //   talkserve_batch_failures_total{executor}  batches whose model call failed
-//   talkserve_queue_rejected_total{executor,reason}  enqueues refused: queue_full (max_queue) or
-//                                             overloaded (max_queue_delay, load shedding)
+//   talkserve_queue_rejected_total{executor,reason}  requests refused at enqueue: queue_full
+//                                             (max_queue) or overloaded (max_queue_delay, load
+//                                             shedding); or dropped unrun: expired (their
+//                                             deadline passed while queued)
 // observer() is handed to the executor's constructor; attach_queue_depth() once it exists.
 //
 // Thread-safety: observer() may be called on any worker thread; the rest at start/stop.
@@ -36,7 +38,8 @@ class ExecutorMetrics {
   // Registers the queue-depth gauge, read through `depth` at scrape time; removed in the
   // destructor, so `depth` must stay valid until then.
   void attach_queue_depth(std::function<double()> depth);
-  // Counts a refused enqueue (queue_full or overloaded; other codes are ignored).
+  // Counts a refused enqueue (queue_full, overloaded) or a request dropped unrun because its
+  // deadline passed (deadline_exceeded, as reason "expired"); other codes are ignored.
   // Thread-safety: any thread.
   void count_rejection(sched::ExecErrc code);
 
@@ -49,6 +52,7 @@ class ExecutorMetrics {
   Counter& failures_;
   Counter& rejected_full_;
   Counter& rejected_overloaded_;
+  Counter& rejected_expired_;
   bool depth_attached_ = false;
 };
 

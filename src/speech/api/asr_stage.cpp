@@ -36,8 +36,12 @@ std::vector<SpeechRegion> cut_long(std::vector<SpeechRegion> regions, std::size_
 class ClipState final : public AsrTicket, public std::enable_shared_from_this<ClipState> {
  public:
   ClipState(Executor& exec, std::vector<SpeechRegion> regions, double duration,
-            AsrStage::Callback done)
-      : exec_(exec), regions_(std::move(regions)), duration_(duration), done_(std::move(done)) {
+            AsrStage::Callback done, obs::ExecutorMetrics* metrics = nullptr)
+      : exec_(exec),
+        metrics_(metrics),
+        regions_(std::move(regions)),
+        duration_(duration),
+        done_(std::move(done)) {
     results_.resize(regions_.size());
     remaining_ = regions_.size();
   }
@@ -82,6 +86,12 @@ class ClipState final : public AsrTicket, public std::enable_shared_from_this<Cl
         finished_ = true;
         cancel_rest = true;
         out = r.error();
+        if (r.error().code == sched::ExecErrc::deadline_exceeded) {
+          if (metrics_ != nullptr) metrics_->count_rejection(r.error().code);
+          // The deadline is the stage's own queue bound (AsrStage::transcribe): overload.
+          out = sched::ExecError{sched::ExecErrc::overloaded,
+                                 "a segment waited over twice asr.max_queue_delay_ms in the queue"};
+        }
         done = std::move(done_);
       } else {
         results_[index] = std::move(r.value());
@@ -119,6 +129,7 @@ class ClipState final : public AsrTicket, public std::enable_shared_from_this<Cl
   }
 
   Executor& exec_;
+  obs::ExecutorMetrics* metrics_;  // may be null
   std::mutex mutex_;
   std::vector<SpeechRegion> regions_;
   std::vector<AsrResult> results_;
@@ -135,7 +146,7 @@ class ClipState final : public AsrTicket, public std::enable_shared_from_this<Cl
 struct AsrStage::Impl {
   Impl(AsrBackend& backend, std::shared_ptr<const VadModel> vad, AsrStageConfig cfg,
        sched::Clock& clock, obs::MetricsRegistry* registry)
-      : vad(std::move(vad)), config(std::move(cfg)) {
+      : vad(std::move(vad)), config(std::move(cfg)), clock(clock) {
     if (registry != nullptr) {
       metrics = std::make_unique<obs::ExecutorMetrics>(*registry, config.batching.name);
       audio_seconds = &registry->counter(
@@ -168,6 +179,7 @@ struct AsrStage::Impl {
 
   std::shared_ptr<const VadModel> vad;
   AsrStageConfig config;
+  sched::Clock& clock;
   std::unique_ptr<obs::ExecutorMetrics> metrics;
   obs::Counter* audio_seconds = nullptr;
   std::unique_ptr<Executor> executor;
@@ -221,9 +233,17 @@ sched::Expected<std::shared_ptr<AsrTicket>> AsrStage::transcribe(
     return std::shared_ptr<AsrTicket>(std::make_shared<ClipState>(*impl_->executor, segments,
                                                                   duration, nullptr));
   }
-  auto state = std::make_shared<ClipState>(*impl_->executor, segments, duration, std::move(done));
+  auto state = std::make_shared<ClipState>(*impl_->executor, segments, duration, std::move(done),
+                                           impl_->metrics.get());
   sched::EnqueueOptions opts;
   opts.priority = priority;
+  // Admitted work is not kept for ever either: a segment still queued at twice the admission
+  // bound is answered `overloaded` instead of being recognised after its client has likely
+  // given up (and taking the recogniser from requests that can still be served in time).
+  if (const auto bound = impl_->config.batching.max_queue_delay; bound.count() > 0) {
+    opts.deadline = impl_->clock.now() +
+                    std::chrono::duration_cast<sched::Clock::duration>(2 * bound);
+  }
   for (std::size_t i = 0; i < segments.size(); ++i) {
     // A segment costs its seconds of audio (BatchingConfig::max_batch_cost).
     opts.cost = (segments[i].end - segments[i].begin) / static_cast<double>(kAsrSampleRate);

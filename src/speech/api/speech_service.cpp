@@ -135,7 +135,10 @@ class SpeechService final : public app::Service, public SpeechStages {
     asr_ = std::make_unique<AsrStage>(std::move(backend), std::move(vad), sc,
                                       sched::steady_clock(), &metrics_);
     transcription_ = std::make_unique<api::TranscriptionHandler>(
-        *asr_, media_pool_, api::TranscriptionLimits{asr_cfg_.max_audio_seconds});
+        *asr_, media_pool_,
+        api::TranscriptionLimits{asr_cfg_.max_audio_seconds,
+                                 std::chrono::milliseconds(asr_cfg_.max_queue_delay_ms)},
+        &metrics_);
     spdlog::info("asr: backend {}{}, VAD {}", backend_name,
                  asr_cfg_.backend == "pocketsphinx"
                      ? " with " + std::to_string(asr_cfg_.decoders) + " decoders"

@@ -1,5 +1,7 @@
 #include "transcription_handler.hpp"
 
+#include "talkserve/obs/executor_metrics.hpp"
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -145,6 +147,19 @@ struct Prepared {
 
 }  // namespace
 
+TranscriptionHandler::TranscriptionHandler(AsrStage& stage, asio::thread_pool& media_pool,
+                                           TranscriptionLimits limits,
+                                           obs::MetricsRegistry* metrics)
+    : stage_(stage),
+      media_pool_(media_pool),
+      limits_(limits),
+      media_delay_(
+          sched::steady_clock(),
+          [&media_pool](std::function<void()> probe) { asio::post(media_pool, std::move(probe)); },
+          limits.max_queue_delay),
+      media_shed_(metrics ? &obs::queue_rejected_counter(*metrics, "media", "overloaded")
+                          : nullptr) {}
+
 asio::awaitable<void> TranscriptionHandler::handle(net::HttpExchange& ex) {
   const unsigned version = ex.request().version();
   std::optional<ApiError> error;
@@ -169,6 +184,12 @@ asio::awaitable<void> TranscriptionHandler::handle(net::HttpExchange& ex) {
     if (stage_.overloaded(ex.context().priority)) {
       throw exec_error(sched::ExecError{sched::ExecErrc::overloaded,
                                         "queued audio has waited over asr.max_queue_delay_ms"});
+    }
+    if (media_delay_.overloaded()) {
+      if (media_shed_ != nullptr) media_shed_->inc();
+      throw exec_error(sched::ExecError{
+          sched::ExecErrc::overloaded,
+          "uploads queued for decoding have waited over asr.max_queue_delay_ms"});
     }
     ex.watch_disconnect([watch] {
       std::shared_ptr<AsrTicket> ticket;
