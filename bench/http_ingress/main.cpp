@@ -71,7 +71,7 @@ struct Options {
   int warmup_s = 1;
   int connections = 64;
   int threads = 2;
-  int io_threads = 2;
+  int io_threads = 0;  // the server's default: auto
   std::string path = "/healthz";
 };
 
@@ -121,8 +121,8 @@ Options parse_options(int argc, char** argv) {
       usage_error("unknown argument: " + a);
     }
   }
-  if (o.duration_s < 1 || o.connections < 1 || o.threads < 1 || o.io_threads < 1) {
-    usage_error("--duration, --connections, --threads and --io-threads must be >= 1");
+  if (o.duration_s < 1 || o.connections < 1 || o.threads < 1 || o.io_threads < 0) {
+    usage_error("--duration, --connections and --threads must be >= 1, --io-threads >= 0 (0 = auto)");
   }
   if (o.connections < o.threads) usage_error("--connections must be >= --threads (wrk needs it)");
   if (!o.path.starts_with("/")) usage_error("--path must start with /");
@@ -573,7 +573,7 @@ int main(int argc, char** argv) {
   out["binary"] = o.binary;
   out["cores"] = std::thread::hardware_concurrency();
   out["wrk"] = {{"threads", o.threads}, {"connections", o.connections}};
-  out["server"] = {{"io_threads", o.io_threads},
+  out["server"] = {{"io_threads", o.io_threads},  // 0 = the server's automatic count
                    {"before", to_json(before)},
                    {"after", to_json(after)},
                    {"rss_growth_kb", after.rss_kb - before.rss_kb},

@@ -129,7 +129,8 @@ int ServerApp::run() {
   std::vector<std::unique_ptr<asio::io_context>> extra_contexts;
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>> extra_work;
   std::vector<asio::io_context*> connection_contexts{&d.ioc};
-  for (int i = 1; i < cfg.http.io_threads; ++i) {
+  const int io_thread_count = cfg.http.effective_io_threads();
+  for (int i = 1; i < io_thread_count; ++i) {
     extra_contexts.push_back(std::make_unique<asio::io_context>(1));
     extra_work.emplace_back(extra_contexts.back()->get_executor());
     connection_contexts.push_back(extra_contexts.back().get());
@@ -143,8 +144,8 @@ int ServerApp::run() {
     return 1;
   }
   // The actual port on one line, machine-readable, so tests and scripts can find it.
-  spdlog::info("listening on {}://{}:{}", cfg.http.tls_enabled() ? "https" : "http", cfg.http.host,
-               port);
+  spdlog::info("listening on {}://{}:{} ({} I/O thread{})", cfg.http.tls_enabled() ? "https" : "http",
+               cfg.http.host, port, io_thread_count, io_thread_count == 1 ? "" : "s");
   std::printf("talkserve listening on %s:%u\n", cfg.http.host.c_str(), static_cast<unsigned>(port));
   std::fflush(stdout);
 

@@ -1,5 +1,8 @@
 #include "talkserve/net/http_config.hpp"
 
+#include <algorithm>
+#include <thread>
+
 #include <stdexcept>
 #include <string>
 
@@ -15,7 +18,8 @@ void require(bool ok, const std::string& key, const std::string& why) {
 
 void HttpConfig::validate() const {
   require(!host.empty(), "host", "must not be empty");
-  require(io_threads >= 1 && io_threads <= 256, "io_threads", "must be between 1 and 256");
+  require(io_threads >= 0 && io_threads <= 256, "io_threads",
+          "must be between 0 (auto) and 256");
   require(max_header_bytes >= 1024, "max_header_bytes", "must be at least 1024");
   require(max_body_bytes >= 1, "max_body_bytes", "must be at least 1");
   require(header_timeout.count() > 0, "header_timeout_ms", "must be > 0");
@@ -36,6 +40,12 @@ void HttpConfig::validate() const {
   require(tls_min_version == "1.2" || tls_min_version == "1.3", "tls_min_version",
           "must be \"1.2\" or \"1.3\" (got \"" + tls_min_version + "\")");
   if (tls_enabled()) make_tls_context(*this);
+}
+
+int HttpConfig::effective_io_threads() const {
+  if (io_threads > 0) return io_threads;
+  const unsigned cores = std::thread::hardware_concurrency();
+  return static_cast<int>(std::clamp(cores / 4, 1u, 8u));
 }
 
 }  // namespace talkserve::net

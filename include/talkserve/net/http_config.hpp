@@ -12,7 +12,10 @@ namespace talkserve::net {
 struct HttpConfig {
   std::string host = "127.0.0.1";
   uint16_t port = 8080;              // 0 picks an ephemeral port (tests)
-  int io_threads = 2;
+  // 0 = auto (effective_io_threads()): one per four cores, at least 1 and at most 8. Socket I/O
+  // is light next to the models; on a 2-core box one I/O thread leaves the other core to the
+  // rest and keeps the tail latency down (bench_http_ingress, docs/deploy.md).
+  int io_threads = 0;
   std::size_t max_header_bytes = 16 * 1024;
   std::size_t max_body_bytes = 1024 * 1024;       // default per-route body limit
   std::chrono::milliseconds header_timeout{10'000};  // whole request head must arrive in this
@@ -36,6 +39,8 @@ struct HttpConfig {
   // also loads the certificate and key, so a bad path or a key that does not match the
   // certificate stops the server at start (exit 2) rather than at the first handshake.
   void validate() const;
+  // io_threads, or the automatic count when it is 0.
+  int effective_io_threads() const;
 };
 
 }  // namespace talkserve::net

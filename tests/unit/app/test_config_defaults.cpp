@@ -20,7 +20,8 @@ TEST_CASE("config: path \"\" loads the defaults of every section", "[app][config
 
   CHECK(c.http.host == "127.0.0.1");
   CHECK(c.http.port == 8080);
-  CHECK(c.http.io_threads == 2);
+  CHECK(c.http.io_threads == 0);  // auto
+  CHECK(c.http.effective_io_threads() >= 1);
   CHECK(c.http.max_header_bytes == 16 * 1024);
   CHECK(c.http.max_body_bytes == 1024 * 1024);
   CHECK(c.http.header_timeout == 10'000ms);

@@ -135,8 +135,8 @@ TEST_CASE("config errors: a TOML syntax error reports file, line and column",
 
 TEST_CASE("config errors: overrides are applied before the checks", "[app][config][errors]") {
   // A bad value in the file can be fixed with --set (the merged result is what is checked).
-  CHECK(load_toml("[http]\nio_threads = 0\n", {"http.io_threads=2"}).http.io_threads == 2);
+  CHECK(load_toml("[http]\nio_threads = -1\n", {"http.io_threads=2"}).http.io_threads == 2);
   // And --set can break a good file.
-  CHECK_THAT(config_error("[http]\nio_threads = 2\n", {"http.io_threads=0"}),
+  CHECK_THAT(config_error("[http]\nio_threads = 2\n", {"http.io_threads=-1"}),
              StartsWith("http.io_threads"));
 }

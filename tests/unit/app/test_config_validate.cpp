@@ -57,9 +57,8 @@ TEST_CASE("validate: [server]", "[app][config][validate]") {
 TEST_CASE("validate: [http]", "[app][config][validate]") {
   check_rules({
       {{"http.host=\"\""}, "http.host must not be empty"},
-      {{"http.io_threads=0"}, "http.io_threads must be between 1 and 256"},
-      {{"http.io_threads=257"}, "http.io_threads must be between 1 and 256"},
-      {{"http.io_threads=-3"}, "http.io_threads must be between 1 and 256"},
+      {{"http.io_threads=257"}, "http.io_threads must be between 0 (auto) and 256"},
+      {{"http.io_threads=-3"}, "http.io_threads must be between 0 (auto) and 256"},
       {{"http.max_header_bytes=1023"}, "http.max_header_bytes must be at least 1024"},
       {{"http.max_body_bytes=0"}, "http.max_body_bytes must be at least 1"},
       {{"http.header_timeout_ms=0"}, "http.header_timeout_ms must be > 0"},
@@ -76,6 +75,7 @@ TEST_CASE("validate: [http]", "[app][config][validate]") {
              Contains("\"ftp://x\""));
   // The boundaries themselves are valid.
   check_valid({
+      {"http.io_threads=0"},
       {"http.io_threads=1"},
       {"http.io_threads=256"},
       {"http.max_header_bytes=1024"},
@@ -217,7 +217,7 @@ TEST_CASE("validate: AppConfig::validate turns every module's error into a Confi
           "[app][config][validate]") {
   AppConfig c;
   SECTION("http") {
-    c.http.io_threads = 0;
+    c.http.io_threads = -1;
   }
   SECTION("gateway") {
     c.gateway.max_in_flight = 0;

@@ -67,7 +67,7 @@ TEST_CASE("HttpConfig::validate names the offending key", "[net][config]") {
   c.host = "";
   fails_with(c, "host");
   c = {};
-  c.io_threads = 0;
+  c.io_threads = -1;
   fails_with(c, "io_threads");
   c = {};
   c.max_header_bytes = 100;
