@@ -597,7 +597,7 @@ class LiveSession final : public net::WebSocketHandler,
                                        }
                                      });
     if (!ticket) {
-      send_event(error_event(ApiError(503, "speech recognition queue: " + ticket.error().message, {}, "queue_full")));
+      send_event(error_event(asr_stage_error(ticket.error())));
       return;
     }
     asr_tickets_.push_back(*ticket);
@@ -607,7 +607,7 @@ class LiveSession final : public net::WebSocketHandler,
     if (closing_) return;
     if (!asr_tickets_.empty()) asr_tickets_.erase(asr_tickets_.begin());
     if (!r) {
-      send_event(error_event(ApiError(503, "speech recognition: " + r.error().message)));
+      send_event(error_event(asr_stage_error(r.error())));
       return;
     }
     if (r->text.empty()) {

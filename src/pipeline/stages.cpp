@@ -21,6 +21,13 @@ std::vector<llm::ChatMessage> conversation_for(const Stages& s,
   return messages;
 }
 
+net::ApiError asr_stage_error(const sched::ExecError& e) {
+  const char* code = e.code == sched::ExecErrc::overloaded   ? "overloaded"
+                     : e.code == sched::ExecErrc::queue_full ? "queue_full"
+                                                             : "";
+  return net::ApiError(503, "speech recognition: " + e.message, {}, code);
+}
+
 llm::ChatOptions reply_options(const Stages& s, int priority) {
   llm::ChatOptions opts;
   opts.max_tokens = s.cfg.max_tokens;

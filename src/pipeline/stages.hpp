@@ -12,6 +12,7 @@
 #include "talkserve/avatar/renderer.hpp"
 #include "talkserve/cache/clip_store.hpp"
 #include "talkserve/llm/chat_backend.hpp"
+#include "talkserve/net/api_error.hpp"
 #include "talkserve/pipeline/session_store.hpp"
 #include "talkserve/speech/asr_stage.hpp"
 #include "talkserve/speech/tts_stage.hpp"
@@ -32,6 +33,10 @@ struct Stages {
   app::TalkSection cfg;
   std::unique_ptr<SessionStore> sessions;
 };
+
+// The error a turn reports when the ASR stage refuses or drops its audio: 503, with the code
+// `overloaded` (load shedding), `queue_full` (the max_queue bound) or none.
+net::ApiError asr_stage_error(const sched::ExecError& e);
 
 // The LLM's view of a turn: system prompt, the session's history and the user's words, with
 // the oldest turns dropped until the reply's max_tokens fits the context.

@@ -195,13 +195,13 @@ class Turn : public std::enable_shared_from_this<Turn> {
           audio, std::move(segments), "", priority_,
           [self = shared_from_this()](sched::Expected<speech::Transcript> r) {
             asio::post(self->strand_, [self, r = std::move(r)]() mutable {
-              if (!r) return self->fail(ApiError(503, "speech recognition: " + r.error().message));
+              if (!r) return self->fail(asr_stage_error(r.error()));
               self->on_transcript(r->text);
             });
           });
       if (!t) {
         asio::post(strand_, [self = shared_from_this(), e = t.error()] {
-          self->fail(ApiError(503, "speech recognition queue: " + e.message, {}, "queue_full"));
+          self->fail(asr_stage_error(e));
         });
         return;
       }
