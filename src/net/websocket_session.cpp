@@ -96,6 +96,10 @@ class Session final : public WebSocketSession,
   websocket::close_reason close_reason_{websocket::close_code::normal};
 };
 
+// Bytes asked of one read while a message arrives: the limit check sees at most this much
+// beyond http.ws_max_message_bytes.
+constexpr std::size_t kReadChunk = 64 * 1024;
+
 template <class Stream>
 asio::awaitable<void> Session<Stream>::write_loop() {
   auto self = shared_from_this();
@@ -122,7 +126,11 @@ asio::awaitable<void> Session<Stream>::run(Request upgrade, beast::flat_buffer b
   opt.idle_timeout = cfg.ws_ping_interval * 2;
   opt.keep_alive_pings = true;
   ws_.set_option(opt);
-  ws_.read_message_max(cfg.ws_max_message_bytes);
+  // The message limit is enforced in the read loop below, not by Beast: on an oversized
+  // message Beast 1.74 sends its 1009 close and then tears the connection down after reading at
+  // most one more chunk, so a client still sending gets a reset, often before it has read the
+  // close frame. 0 = no limit in Beast.
+  ws_.read_message_max(0);
   ws_.set_option(websocket::stream_base::decorator([trace = ctx_.trace_id](websocket::response_type& res) {
     res.set(beast::http::field::server, "talkserve/" TALKSERVE_VERSION);
     res.set("X-Request-Id", trace);
@@ -160,8 +168,25 @@ asio::awaitable<void> Session<Stream>::run(Request upgrade, beast::flat_buffer b
       co_await read_gate_.async_wait(asio::redirect_error(asio::use_awaitable, gec));
     }
     beast::flat_buffer in;
-    co_await ws_.async_read(in, asio::redirect_error(asio::use_awaitable, ec));
+    bool too_big = false;
+    do {
+      co_await ws_.async_read_some(in, kReadChunk, asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) break;
+      too_big = in.size() > cfg.ws_max_message_bytes;
+    } while (!too_big && !ws_.is_message_done());
     if (ec) break;
+    if (too_big) {
+      // The close handshake reads and drops the rest of the message until the client's close
+      // frame, so the client reads our 1009 before the connection ends.
+      close_reason_ = websocket::close_reason(websocket::close_code::too_big,
+                                              "message over http.ws_max_message_bytes");
+      closed_ = true;
+      beast::error_code cec;
+      beast::get_lowest_layer(ws_).expires_after(cfg.write_timeout);
+      co_await ws_.async_close(close_reason_, asio::redirect_error(asio::use_awaitable, cec));
+      ec = websocket::error::message_too_big;
+      break;
+    }
     bool binary = ws_.got_binary();
     handler_->on_message(self, beast::buffers_to_string(in.data()), binary);
   }
