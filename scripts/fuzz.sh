@@ -155,8 +155,28 @@ for t in "${targets[@]}"; do
     "$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$line" | grep . || echo null)" \
     "$(sed -n 's/.* corp: \([0-9]*\)\/.*/\1/p' <<<"$line" | grep . || echo null)"
 done
+# A short account of each finding, for the end of a long CI log (.ci/run prints it last): the
+# sanitizer's or libFuzzer's verdict lines and, when small, the input itself in base64
+# (replay: base64 -d > crash && <build>/fuzz/<target> crash).
+findings="$build_dir/fuzz-findings.txt"
+rm -f "$findings"
+for t in "${targets[@]}"; do
+  [[ "${status_of[$t]}" == ok ]] && continue
+  log="$logs/$t.log"
+  {
+    echo "== $t"
+    grep -E '^(==[0-9]+==ERROR|SUMMARY:|[^ ]*: runtime error:|==[0-9]+== ERROR: libFuzzer|fuzz_[a-z_]+: )|deadly signal|out-of-memory|Test unit written to|-- answer --' "$log" |
+      head -n 12 || true
+    for a in "$build_dir/fuzz-artifacts/$t"/*; do
+      [[ -f "$a" ]] || continue
+      size=$(stat -c %s "$a")
+      echo "artifact $(basename "$a") ($size bytes)"
+      ((size <= 8192)) && base64 -w 0 "$a" && echo
+    done
+  } >>"$findings"
+done
 if ((failed)); then
-  say "FAILED: at least one target found a bug (see above)"
+  say "FAILED: at least one target found a bug (see above; summary in $findings)"
   exit 1
 fi
 say "all ${#targets[@]} targets ran ${seconds} s without a finding"

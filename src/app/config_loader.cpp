@@ -240,6 +240,7 @@ void read_llm(const toml::table& root, LlmSection& c) {
   s.get("max_prefill_chunk", c.max_prefill_chunk);
   s.get("prefix_caching", c.prefix_caching);
   s.get("max_queue", c.max_queue);
+  s.get("max_queue_delay_ms", c.max_queue_delay_ms);
   s.get("default_max_tokens", c.default_max_tokens);
   s.get("backend", c.backend);
   if (const toml::node* r = s.find("remote")) {
@@ -408,6 +409,7 @@ void LlmSection::validate() const {
     bad("max_num_batched_tokens", "must be >= max_num_seqs");
   if (max_prefill_chunk < 1) bad("max_prefill_chunk", "must be >= 1");
   if (max_queue < 1) bad("max_queue", "must be >= 1");
+  if (max_queue_delay_ms < 0) bad("max_queue_delay_ms", "must be >= 0 (0 = no shedding)");
   if (default_max_tokens < 1) bad("default_max_tokens", "must be >= 1");
 }
 

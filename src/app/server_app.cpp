@@ -159,6 +159,49 @@ int ServerApp::run() {
     if (!shutdown_requested.exchange(true)) shutdown.set_value(signo);
   });
 
+  // SIGHUP reloads what an operator rotates without a restart: the API keys (inline ones are
+  // fixed by the config; the keys file is read again) and the listener's certificate and key.
+  // A reload that fails leaves what is in use untouched and says why in the log.
+  asio::signal_set hangup(d.ioc, SIGHUP);
+  auto& reloads_ok_keys = d.metrics.counter("talkserve_reloads_total",
+                                            "SIGHUP reloads, by what was reloaded and outcome",
+                                            {{"what", "api_keys"}, {"result", "ok"}});
+  auto& reloads_failed_keys = d.metrics.counter("talkserve_reloads_total", "",
+                                                {{"what", "api_keys"}, {"result", "error"}});
+  auto& reloads_ok_tls = d.metrics.counter("talkserve_reloads_total", "",
+                                           {{"what", "tls"}, {"result", "ok"}});
+  auto& reloads_failed_tls = d.metrics.counter("talkserve_reloads_total", "",
+                                               {{"what", "tls"}, {"result", "error"}});
+  std::function<void()> arm_hangup = [&] {
+    hangup.async_wait([&](const boost::system::error_code& ec, int) {
+      if (ec) return;
+      spdlog::info("SIGHUP: reloading API keys and TLS certificate");
+      if (cfg.gateway.auth_configured()) {
+        try {
+          d.gateway.reload_keys();
+          reloads_ok_keys.inc();
+          spdlog::info("reload: {} API key{} in use", d.gateway.key_count(),
+                       d.gateway.key_count() == 1 ? "" : "s");
+        } catch (const std::exception& e) {
+          reloads_failed_keys.inc();
+          spdlog::error("reload: API keys not reloaded, the previous keys stay in use: {}", e.what());
+        }
+      }
+      try {
+        if (server.reload_tls()) {
+          reloads_ok_tls.inc();
+          spdlog::info("reload: TLS certificate {} loaded for new connections", cfg.http.tls_cert);
+        }
+      } catch (const std::exception& e) {
+        reloads_failed_tls.inc();
+        spdlog::error("reload: TLS certificate not reloaded, the previous one stays in use: {}",
+                      e.what());
+      }
+      arm_hangup();
+    });
+  };
+  arm_hangup();
+
   asio::steady_timer watchdog(d.ioc);
   std::function<void()> arm_watchdog;
   if (auto interval = watchdog_interval()) {
@@ -217,6 +260,7 @@ int ServerApp::run() {
   // Give close frames and final chunks a moment to leave, then stop the loop.
   server.wait_closed(std::chrono::seconds(2));
   signals.cancel();
+  hangup.cancel();
   watchdog.cancel();
   d.ioc.stop();
   for (auto& c : extra_contexts) c->stop();

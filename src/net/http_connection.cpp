@@ -648,7 +648,8 @@ asio::awaitable<void> run_tls(std::shared_ptr<ServerState> state, tcp::socket so
     tcp.socket().close(ec);
     co_return;
   }
-  TlsStream tls(std::move(tcp), *state->tls);
+  const auto context = state->tls_context();  // a SIGHUP reload may replace it meanwhile
+  TlsStream tls(std::move(tcp), *context);
   const auto used = co_await tls.async_handshake(
       asio::ssl::stream_base::server, buffer.data(), asio::redirect_error(asio::use_awaitable, ec));
   if (ec) {
@@ -666,7 +667,7 @@ asio::awaitable<void> run_tls(std::shared_ptr<ServerState> state, tcp::socket so
 }  // namespace
 
 void start_connection(std::shared_ptr<ServerState> state, tcp::socket socket) {
-  if (state->tls) {
+  if (state->tls_enabled) {
     auto ex = socket.get_executor();
     asio::co_spawn(ex, run_tls(std::move(state), std::move(socket)), log_failure);
     return;

@@ -100,7 +100,17 @@ HttpServer::HttpServer(asio::io_context& ioc, HttpConfig config, const Router& r
     : impl_(std::make_shared<Impl>(ioc, std::move(config), router, metrics,
                                    std::move(admission), std::move(connection_contexts))) {
   impl_->state->config.validate();
-  if (impl_->state->config.tls_enabled()) impl_->state->tls = make_tls_context(impl_->state->config);
+  if (impl_->state->config.tls_enabled()) {
+    impl_->state->tls_enabled = true;
+    impl_->state->set_tls_context(make_tls_context(impl_->state->config));
+  }
+}
+
+bool HttpServer::reload_tls() {
+  auto& state = *impl_->state;
+  if (!state.tls_enabled) return false;
+  state.set_tls_context(make_tls_context(state.config));  // throws and keeps the old one
+  return true;
 }
 
 HttpServer::~HttpServer() {

@@ -10,6 +10,7 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 namespace boost::asio::ssl {
 class context;
@@ -36,7 +37,20 @@ struct ServerState {
 
   const HttpConfig config;
   // Set when the listener speaks TLS ([http] tls_cert / tls_key); shared by all handshakes.
-  std::shared_ptr<boost::asio::ssl::context> tls;
+  // Replaced by reload_tls (SIGHUP): a handshake takes the current one with tls_context().
+  // Contexts replaced by a reload are kept (retired_tls) so that no connection's SSL object
+  // can outlive the asio context it was made from; a reload is an operator's act, so the list
+  // stays a handful of entries.
+  bool tls_enabled = false;
+  std::shared_ptr<boost::asio::ssl::context> tls_context() const {
+    std::lock_guard lock(tls_mutex);
+    return tls;
+  }
+  void set_tls_context(std::shared_ptr<boost::asio::ssl::context> next) {
+    std::lock_guard lock(tls_mutex);
+    if (tls) retired_tls.push_back(std::move(tls));
+    tls = std::move(next);
+  }
   const Router& router;
   obs::MetricsRegistry& metrics;
   const AdmissionHook admission;
@@ -52,6 +66,10 @@ struct ServerState {
   };
   std::mutex series_mutex;
   std::unordered_map<std::string, RouteSeries> series;
+
+  mutable std::mutex tls_mutex;
+  std::shared_ptr<boost::asio::ssl::context> tls;
+  std::vector<std::shared_ptr<boost::asio::ssl::context>> retired_tls;
 
   std::mutex mutex;
   std::condition_variable idle_cv;

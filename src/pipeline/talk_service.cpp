@@ -595,6 +595,11 @@ class TalkService final : public app::Service {
                             "asr.max_queue_delay_ms); retry later",
                        {}, "overloaded");
       }
+      if (stages_.chat && stages_.chat->overloaded(ex.context().priority)) {
+        throw ApiError(503, "the LLM is overloaded (requests have waited over "
+                            "llm.max_queue_delay_ms for their first token); retry later",
+                       {}, "overloaded");
+      }
       if (pool_probe_->overloaded()) {
         shed_->inc();
         throw ApiError(503,

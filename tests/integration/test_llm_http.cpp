@@ -6,6 +6,7 @@
 #include <future>
 #include <regex>
 #include <set>
+#include <thread>
 
 #include "support/checks.hpp"
 #include "support/talkserve.hpp"
@@ -454,4 +455,65 @@ TEST_CASE("rounds of short concurrent requests are all answered and the server s
     }
   }
   CHECK_FALSE(server.process().exited());
+}
+
+TEST_CASE("a backlog older than llm.max_queue_delay_ms sheds new completions with 503 overloaded",
+          "[llm][shedding]") {
+  // One sequence at a time and long generations: each request waits for all before it.
+  Talkserve::Options o;
+  o.startup_timeout = 60s;  // the talk pipeline's models load too
+  o.args = {"--set", "llm.max_num_seqs=1", "--set", "llm.max_queue_delay_ms=200"};
+  Talkserve server(o);
+  auto client = server.client(120s);
+  json long_one = greedy_completion(480);
+  long_one["ignore_eos"] = true;
+  const int backlog = 60;  // 28,800 tokens: seconds of generation one at a time
+  std::vector<std::future<HttpResponse>> queued;
+  for (int i = 0; i < backlog; ++i) {
+    queued.push_back(std::async(std::launch::async, [&client, &long_one] {
+      return client.post_json("/v1/completions", long_one);
+    }));
+  }
+  // The backlog is in the engine's queue; give its oldest request time to pass the bound.
+  REQUIRE(poll_until([&] {
+    return server.metrics().value("talkserve_num_requests_waiting").value_or(0) >= 10;
+  }, 30s, 5ms));
+  std::this_thread::sleep_for(400ms);
+  const auto shed = client.post_json("/v1/completions", greedy_completion(8));
+  INFO(shed.body);
+  check_error(shed, 503);
+  CHECK(shed.json()["error"]["code"] == "overloaded");
+  CHECK(shed.json()["error"]["message"].get<std::string>().find("llm.max_queue_delay_ms") !=
+        std::string::npos);
+  CHECK(shed.header("Retry-After") == "1");
+  // A talk turn would wait in the same queue for its reply: refused the same way, up front.
+  const auto turn = client.post_json("/v1/talk", json{{"text", "Hello there"}});
+  INFO(turn.body);
+  check_error(turn, 503);
+  CHECK(turn.json()["error"]["code"] == "overloaded");
+  CHECK(turn.json()["error"]["message"].get<std::string>().find("llm.max_queue_delay_ms") !=
+        std::string::npos);
+
+  // Admitted requests are never shed: each one answered 200 generated all its tokens; any
+  // that arrived after the backlog formed got the same 503.
+  int ok = 0, overloaded = 1;  // the request above
+  for (auto& f : queued) {
+    auto res = f.get();
+    INFO(res.body);
+    if (res.status == 200) {
+      ++ok;
+      CHECK(res.json()["usage"]["completion_tokens"] == 480);
+    } else {
+      check_error(res, 503);
+      CHECK(res.json()["error"]["code"] == "overloaded");
+      ++overloaded;
+    }
+  }
+  CHECK(ok >= 10);
+  // Every refusal is counted.
+  CHECK(server.metrics()
+            .value("talkserve_queue_rejected_total", {{"executor", "llm"}, {"reason", "overloaded"}})
+            .value_or(-1) == overloaded);
+  // With the backlog gone, requests are served again.
+  CHECK(post_ok(client, "/v1/completions", greedy_completion(8))["choices"][0]["text"] != "");
 }

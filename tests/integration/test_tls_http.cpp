@@ -15,6 +15,8 @@
 #include <boost/beast/websocket/ssl.hpp>
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <csignal>
+#include <filesystem>
 #include <string>
 #include <thread>
 
@@ -59,9 +61,11 @@ class HttpsClient {
 
   // Sends one request and reads the whole response (a chunked stream up to its last chunk).
   http::response<http::string_body> request(http::verb method, const std::string& target,
-                                            const std::string& body = {}) {
+                                            const std::string& body = {},
+                                            const std::string& bearer = {}) {
     http::request<http::string_body> req{method, target, 11};
     req.set(http::field::host, "127.0.0.1");
+    if (!bearer.empty()) req.set(http::field::authorization, "Bearer " + bearer);
     if (!body.empty()) req.set(http::field::content_type, "application/json");
     req.body() = body;
     req.prepare_payload();
@@ -89,6 +93,27 @@ class HttpsClient {
   beast::flat_buffer buffer_;
   beast::error_code ec_;
 };
+
+// True when a TLS handshake with the listener succeeds for a client that trusts only `ca`.
+[[maybe_unused]] bool handshake_trusting(std::uint16_t port, const std::string& ca) {
+  asio::io_context ioc;
+  ssl::context ctx(ssl::context::tls_client);
+  ctx.load_verify_file(ca);
+  ctx.set_verify_mode(ssl::verify_peer);
+  TlsStream stream(ioc, ctx);
+  stream.set_verify_callback(ssl::host_name_verification("127.0.0.1"));
+  beast::get_lowest_layer(stream).expires_after(10s);
+  beast::error_code ec;
+  beast::get_lowest_layer(stream).async_connect(
+      asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), port),
+      [&](beast::error_code e) { ec = e; });
+  ioc.run();
+  if (ec) return false;
+  stream.async_handshake(ssl::stream_base::client, [&](beast::error_code e) { ec = e; });
+  ioc.restart();
+  ioc.run();
+  return !ec;
+}
 
 // [[maybe_unused]] here and below: only tests built with TALKSERVE_ITEST_MODELS use it.
 [[maybe_unused]] talkserve::test::TlsFiles make_cert(const TempDir& dir) {
@@ -265,5 +290,73 @@ TEST_CASE("keys: talkserve --hash-key output is a keys-file line the server acce
   CHECK(client.get("/v1/models", {{"Authorization", "Bearer " + secret}}).status == 200);
   check_error(client.get("/v1/models", {{"Authorization", "Bearer " + hashed.substr(7, 64)}}), 401);
   check_error(client.get("/v1/models"), 401);
+}
+#endif
+
+#if TALKSERVE_ITEST_MODELS  // needs the LLM
+TEST_CASE("reload: SIGHUP loads a rotated certificate and keys file and keeps them when broken",
+          "[integration][tls][keys]") {
+  TempDir dir;
+  const auto a = talkserve::test::write_self_signed_cert(dir.path(), "a");
+  const auto b = talkserve::test::write_self_signed_cert(dir.path(), "b");
+  const auto live = dir.path() / "live";
+  std::filesystem::create_directories(live);
+  const auto cert = (live / "server.crt").string(), key = (live / "server.key").string();
+  auto install = [&](const talkserve::test::TlsFiles& f) {
+    std::filesystem::copy_file(f.cert, cert, std::filesystem::copy_options::overwrite_existing);
+    std::filesystem::copy_file(f.key, key, std::filesystem::copy_options::overwrite_existing);
+  };
+  install(a);
+  const std::string keys = dir.write("keys", "old standard key:sk-old-1111\n");
+
+  Talkserve::Options o = tls_options({cert, key});
+  o.args.insert(o.args.end(), {"--set", "gateway.keys_file=\"" + keys + "\""});
+  Talkserve server(o);
+  wait_ready_tls(server, a.cert);
+  HttpsClient before(server.port(), a.cert);  // established before the rotation
+  CHECK(before.request(http::verb::get, "/v1/models", {}, "sk-old-1111").result_int() == 200);
+  CHECK_FALSE(handshake_trusting(server.port(), b.cert));
+
+  // How many reloads of `what` ended with `result`, read over TLS with the CA now in use.
+  auto reloads = [&](const std::string& ca, const std::string& what, const std::string& result) {
+    auto res = HttpsClient(server.port(), ca).request(http::verb::get, "/metrics");
+    const std::string series =
+        "talkserve_reloads_total{result=\"" + result + "\",what=\"" + what + "\"} ";
+    const auto at = res.body().find(series);
+    return at == std::string::npos ? -1.0 : std::stod(res.body().substr(at + series.size()));
+  };
+
+  // Rotation: certificate b and a new key replace the old ones.
+  install(b);
+  dir.write("keys", "new vip key:sk-new-2222\n");
+  server.process().send_signal(SIGHUP);
+  INFO(server.diagnostics());
+  REQUIRE(poll_until([&] { return handshake_trusting(server.port(), b.cert); }, 10s, 50ms));
+  CHECK_FALSE(handshake_trusting(server.port(), a.cert));
+  CHECK(poll_until([&] { return reloads(b.cert, "api_keys", "ok") == 1.0; }, 10s, 50ms));
+  CHECK(reloads(b.cert, "tls", "ok") == 1.0);
+  HttpsClient after(server.port(), b.cert);
+  CHECK(after.request(http::verb::get, "/v1/models", {}, "sk-new-2222").result_int() == 200);
+  CHECK(after.request(http::verb::get, "/v1/models", {}, "sk-old-1111").result_int() == 401);
+  // The connection made before the rotation goes on with its session.
+  CHECK(before.request(http::verb::get, "/healthz").result_int() == 200);
+
+  // A broken rotation: a truncated certificate and a malformed keys line. Both are refused,
+  // counted and logged; the server goes on with certificate b and key sk-new-2222.
+  std::filesystem::resize_file(cert, 40);
+  dir.write("keys", "new vip key:sk-new-2222\nbroken-line\n");
+  server.process().send_signal(SIGHUP);
+  CHECK(poll_until([&] { return reloads(b.cert, "tls", "error") == 1.0; }, 10s, 50ms));
+  CHECK(poll_until([&] { return reloads(b.cert, "api_keys", "error") == 1.0; }, 10s, 50ms));
+  CHECK(handshake_trusting(server.port(), b.cert));
+  CHECK(HttpsClient(server.port(), b.cert)
+            .request(http::verb::get, "/v1/models", {}, "sk-new-2222")
+            .result_int() == 200);
+  const std::string log = server.process().stderr_text();
+  CHECK(log.find("TLS certificate not reloaded, the previous one stays in use") != std::string::npos);
+  CHECK(log.find("http.tls_cert cannot be loaded") != std::string::npos);
+  CHECK(log.find("API keys not reloaded") != std::string::npos);
+  CHECK(log.find(":2:") != std::string::npos);  // the keys file's bad line, by number
+  CHECK_FALSE(server.process().exited());
 }
 #endif

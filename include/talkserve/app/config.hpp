@@ -57,6 +57,7 @@ struct LlmSection {
   int max_prefill_chunk = 512;
   bool prefix_caching = true;
   int max_queue = 1024;                                // waiting requests before 503
+  int max_queue_delay_ms = 5000;  // shed new requests while one waited this long to start; 0 = off
   int default_max_tokens = 256;
   void validate() const;
 };

@@ -54,6 +54,13 @@ class ChatBackend {
                          std::function<void(std::string)> on_text,
                          std::function<void(ChatOutcome)> on_done) = 0;
   virtual void cancel(RequestId id) = 0;
+  // Load shedding: true while requests at `priority` or above have waited for the LLM longer
+  // than its bound (llm.max_queue_delay_ms), so a caller can refuse new work (503) before it
+  // spends anything on it. Backends without a queue of their own never are.
+  virtual bool overloaded(int priority) const {
+    (void)priority;
+    return false;
+  }
 };
 
 }  // namespace talkserve::llm

@@ -53,6 +53,9 @@ class Engine {
 
   // The snapshot taken after the last step. Thread-safe: any thread.
   EngineStats stats() const;
+  // How long the oldest request at `priority` or above (lower value) has waited for its first
+  // step, as of the last step; zero when none waits. Thread-safe: any thread.
+  sched::Clock::duration queue_delay(int priority) const;
   const ModelInfo& model_info() const { return info_; }  // immutable; any thread
   int block_size() const { return block_size_; }
   int num_blocks() const { return num_blocks_; }

@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 
 #include "talkserve/llm/generation.hpp"
 
@@ -23,6 +24,10 @@ struct EngineStats {
   std::uint64_t prefix_cache_hits_total = 0;     // tokens
   std::uint64_t steps_total = 0;
   std::array<std::uint64_t, 4> requests_finished_total{};  // indexed by FinishReason
+  // Per priority (0 vip, 1 standard, 2 batch): when the oldest request that has not been
+  // scheduled yet arrived; empty when none waits. Preempted sequences do not count: they were
+  // admitted once. Feeds load shedding (Engine::queue_delay).
+  std::array<std::optional<sched::Clock::time_point>, 3> oldest_unscheduled{};
 };
 
 // Hooks called on the engine thread; implementations must be cheap and must not block.

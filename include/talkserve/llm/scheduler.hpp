@@ -71,6 +71,8 @@ class ContinuousBatchScheduler {
   bool has_work() const { return !running_.empty() || !waiting_.empty(); }
   int num_running() const { return static_cast<int>(running_.size()); }
   int num_waiting() const { return static_cast<int>(waiting_.size()); }
+  // Waiting sequences in admission order (priority, then arrival).
+  const std::vector<Sequence*>& waiting() const { return waiting_; }
   std::uint64_t num_preemptions() const { return num_preemptions_; }
   const SchedulerConfig& config() const { return config_; }
   KvBlockManager& blocks() { return blocks_; }

@@ -58,6 +58,11 @@ class HttpServer {
   // Binds and starts accepting. Returns the bound port. Throws std::runtime_error on failure.
   uint16_t start();
   void begin_drain();
+  // Loads [http] tls_cert / tls_key again from the same paths (certificate rotation, on
+  // SIGHUP): handshakes from now on use the new pair, established connections keep theirs.
+  // False when the listener does not speak TLS. Throws std::invalid_argument (as at start-up)
+  // when the files do not load or do not match; the pair in use then stays.
+  bool reload_tls();
   // Waits until no request is in flight or `grace` has passed. True when idle.
   bool wait_idle(std::chrono::milliseconds grace);
   // Closes every connection (WebSockets with 1001 going away).

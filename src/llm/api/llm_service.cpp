@@ -23,6 +23,7 @@
 #include "talkserve/llm/tokenizer_detokenizer.hpp"
 #include "talkserve/net/async_bridge.hpp"
 #include "talkserve/net/router.hpp"
+#include "talkserve/obs/executor_metrics.hpp"
 #include "talkserve/obs/log.hpp"
 #include "talkserve/obs/metrics.hpp"
 
@@ -114,7 +115,11 @@ struct Reservation {
 class LlmService final : public app::Service, public ChatBackend {
  public:
   LlmService(const app::AppConfig& config, obs::MetricsRegistry& metrics)
-      : cfg_(config.llm), models_dir_(config.server.models_dir), metrics_(metrics) {}
+      : cfg_(config.llm),
+        models_dir_(config.server.models_dir),
+        metrics_(metrics),
+        shed_(&obs::queue_rejected_counter(metrics, "llm", "overloaded")),
+        queue_full_(&obs::queue_rejected_counter(metrics, "llm", "queue_full")) {}
 
   ~LlmService() override {
     metrics_.remove_callback_gauge("talkserve_queue_depth", {{"executor", "llm"}});
@@ -200,7 +205,10 @@ class LlmService final : public app::Service, public ChatBackend {
                  std::function<void(std::string)> on_text,
                  std::function<void(ChatOutcome)> on_done) override {
     if (!ready()) throw ChatRefused(503, "the LLM is not loaded (starting or stopping)");
-    if (!try_reserve()) throw ChatRefused(503, "the LLM queue is full; retry later");
+    if (!try_reserve()) {
+      queue_full_->inc();
+      throw ChatRefused(503, "the LLM queue is full; retry later");
+    }
     auto reservation = std::make_shared<Reservation>(active_);
     api::ParsedRequest req;
     req.endpoint = Endpoint::chat;
@@ -351,6 +359,18 @@ class LlmService final : public app::Service, public ChatBackend {
     return g;
   }
 
+  bool overloaded(int priority) const override {
+    if (cfg_.max_queue_delay_ms <= 0 || !engine_ || !ready()) return false;
+    return engine_->queue_delay(priority) >= std::chrono::milliseconds(cfg_.max_queue_delay_ms);
+  }
+
+  ApiError overloaded_error() const {
+    return ApiError(503,
+                    "the LLM is overloaded (requests have waited over llm.max_queue_delay_ms = " +
+                        std::to_string(cfg_.max_queue_delay_ms) + " ms for their first token); retry later",
+                    {}, "overloaded");
+  }
+
   // Admission beyond the gateway: a bounded number of requests per engine.
   bool try_reserve() {
     const int cap = cfg_.max_queue + cfg_.max_num_seqs;
@@ -368,7 +388,12 @@ class LlmService final : public app::Service, public ChatBackend {
           ApiError(503, "the model is not loaded (starting or stopping)", {}, "model_loading"),
           version));
     }
+    if (overloaded(ex.context().priority)) {
+      shed_->inc();
+      co_return co_await ex.respond(error_response(overloaded_error(), version));
+    }
     if (!try_reserve()) {
+      queue_full_->inc();
       co_return co_await ex.respond(error_response(
           ApiError(503, "the LLM queue is full; retry later", {}, "queue_full"), version));
     }
@@ -474,6 +499,8 @@ class LlmService final : public app::Service, public ChatBackend {
   app::LlmSection cfg_;
   std::string models_dir_;
   obs::MetricsRegistry& metrics_;
+  obs::Counter* shed_;        // talkserve_queue_rejected_total{executor="llm",reason="overloaded"}
+  obs::Counter* queue_full_;  // ... reason="queue_full"
   std::int64_t created_ = unix_now();
   std::unique_ptr<ModelRunner> runner_;
   std::unique_ptr<Tokenizer> tokenizer_;

@@ -1,5 +1,6 @@
 #include "talkserve/llm/engine.hpp"
 
+#include <algorithm>
 #include <exception>
 
 namespace talkserve::llm {
@@ -75,6 +76,19 @@ void Engine::stop() {
 EngineStats Engine::stats() const {
   std::lock_guard lock(mutex_);
   return stats_;
+}
+
+sched::Clock::duration Engine::queue_delay(int priority) const {
+  std::optional<sched::Clock::time_point> oldest;
+  {
+    std::lock_guard lock(mutex_);
+    for (int p = 0; p <= std::clamp(priority, 0, 2); ++p) {
+      const auto& t = stats_.oldest_unscheduled[static_cast<std::size_t>(p)];
+      if (t && (!oldest || *t < *oldest)) oldest = t;
+    }
+  }
+  if (!oldest) return sched::Clock::duration::zero();
+  return std::max(sched::Clock::duration::zero(), clock_.now() - *oldest);
 }
 
 void Engine::run() {

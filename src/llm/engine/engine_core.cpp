@@ -321,6 +321,16 @@ EngineStats EngineCore::stats() const {
   s.num_preemptions_total = scheduler_.num_preemptions();
   s.prefix_cache_queries_total = blocks_.prefix_stats().queries;
   s.prefix_cache_hits_total = blocks_.prefix_stats().hits;
+  // The first never-scheduled sequence of each priority in admission order is its oldest.
+  int found = 0;
+  for (const Sequence* seq : scheduler_.waiting()) {
+    const auto p = static_cast<std::size_t>(std::clamp(seq->priority, 0, 2));
+    if (s.oldest_unscheduled[p]) continue;
+    auto it = requests_.find(seq->id);
+    if (it == requests_.end() || it->second->first_scheduled) continue;
+    s.oldest_unscheduled[p] = it->second->arrival;
+    if (++found == 3) break;
+  }
   return s;
 }
 

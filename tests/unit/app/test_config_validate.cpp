@@ -195,10 +195,12 @@ TEST_CASE("validate: [llm]", "[app][config][validate]") {
        "llm.max_num_batched_tokens must be >= max_num_seqs"},
       {{"llm.max_prefill_chunk=0"}, "llm.max_prefill_chunk must be >= 1"},
       {{"llm.max_queue=0"}, "llm.max_queue must be >= 1"},
+      {{"llm.max_queue_delay_ms=-1"}, "llm.max_queue_delay_ms must be >= 0 (0 = no shedding)"},
       {{"llm.default_max_tokens=0"}, "llm.default_max_tokens must be >= 1"},
   });
   check_valid({
       {"llm.chat_template=chatml"},
+      {"llm.max_queue_delay_ms=0"},
       {"llm.chat_template=llama3"},
       {"llm.chat_template=llama2"},
       {"llm.chat_template=plain"},

@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
 
+#include <condition_variable>
+#include <mutex>
 #include <set>
 #include <thread>
 
@@ -11,6 +13,7 @@
 using namespace talkserve;
 using namespace talkserve::llm;
 using namespace talkserve::llm::testing;
+using namespace std::chrono_literals;
 
 namespace {
 EngineConfig small_config() {
@@ -124,4 +127,68 @@ TEST_CASE("engine thread: stop finishes queued requests and rejects new ones",
   CHECK_THAT(bad.error, Catch::Contains("context length"));
   engine.start();
   engine.stop();  // from idle: the condition variable wakes it
+}
+
+TEST_CASE("engine thread: queue_delay is the wait of the oldest unscheduled request per tier",
+          "[llm][engine][thread]") {
+  // A holds the only sequence slot; its callback parks the engine thread on each token until
+  // the test lets it go, so the test knows exactly which step's snapshot is published.
+  struct Gate {
+    std::mutex m;
+    std::condition_variable cv;
+    int tokens = 0;   // tokens A has produced
+    int allowed = 0;  // tokens the engine may go past
+  } gate;
+  FakeModelRunner runner({});
+  sched::ManualClock clock;
+  EngineConfig cfg;
+  cfg.scheduler = {1, 64, 16};  // max_num_seqs = 1
+  Engine engine(runner, cfg, clock);
+  engine.start();
+  EventLog log;
+  auto a_request = greedy_request(make_prompt(6, 1, 64), 4, log);
+  a_request.on_event = [&, inner = log.callback()](GenerationEvent&& ev) {
+    const bool token = std::holds_alternative<TokenEvent>(ev);
+    inner(std::move(ev));
+    if (!token) return;
+    std::unique_lock lock(gate.m);
+    ++gate.tokens;
+    gate.cv.notify_all();
+    gate.cv.wait(lock, [&] { return gate.allowed >= gate.tokens; });
+  };
+  auto wait_tokens = [&](int n) {
+    std::unique_lock lock(gate.m);
+    return gate.cv.wait_for(lock, 10s, [&] { return gate.tokens >= n; });
+  };
+  auto allow = [&](int n) {
+    std::lock_guard lock(gate.m);
+    gate.allowed = n;
+    gate.cv.notify_all();
+  };
+
+  REQUIRE(engine.submit(std::move(a_request)));
+  REQUIRE(wait_tokens(1));  // A runs; nothing waits
+  CHECK(engine.queue_delay(2) == 0ms);
+  auto b = engine.submit(greedy_request(make_prompt(6, 2, 64), 2, log, /*priority=*/2));
+  clock.advance(100ms);
+  auto c = engine.submit(greedy_request(make_prompt(6, 3, 64), 2, log, /*priority=*/1));
+  REQUIRE(b);
+  REQUIRE(c);
+  clock.advance(200ms);
+  allow(1);
+  // Token 3 is produced in the step after the one that first held B and C waiting, so that
+  // step's snapshot is the one published now.
+  allow(2);
+  REQUIRE(wait_tokens(3));
+  CHECK(engine.queue_delay(0) == 0ms);    // no vip request waits
+  CHECK(engine.queue_delay(1) == 200ms);  // C, standard, arrived 200 ms ago
+  CHECK(engine.queue_delay(2) == 300ms);  // B, batch, arrived 300 ms ago; C counts too
+  clock.advance(50ms);
+  CHECK(engine.queue_delay(2) == 350ms);  // the wait grows with the clock
+  allow(1000);
+  REQUIRE(log.wait_finished(3));
+  CHECK(log.get(b.id).finished.has_value());
+  // Once nothing waits, there is no delay.
+  engine.stop();
+  CHECK(engine.queue_delay(2) == 0ms);
 }
