@@ -308,7 +308,8 @@ asio::awaitable<Outcome> live(const Target& target, const TrafficOptions& o, std
       const json& err = event.contains("error") ? event["error"] : event;
       const auto code =
           err.contains("code") && err["code"].is_string() ? err["code"].get<std::string>() : "";
-      co_return fail(code == "queue_full" ? Status::overloaded : Status::server_error,
+      co_return fail(code == "queue_full" || code == "overloaded" ? Status::overloaded
+                                                                  : Status::server_error,
                      "error event: " + err.dump());
     }
   }
