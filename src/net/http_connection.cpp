@@ -23,9 +23,11 @@
 #include <sys/socket.h>
 #include <functional>
 #include <limits>
+#include <optional>
 #include <vector>
 
 #include "server_state.hpp"
+#include "talkserve/net/api_error.hpp"
 #include "static_files.hpp"
 #include "talkserve/obs/log.hpp"
 #include "talkserve/obs/trace.hpp"
@@ -548,8 +550,20 @@ asio::awaitable<void> Connection<Stream>::handle(Request req, RouteMatch match,
       finish();
       co_return;
     }
-    // A factory that returns no handler refuses the upgrade: the service is not ready.
-    auto handler = route.websocket(ex.ctx_);
+    // A factory that returns no handler refuses the upgrade: the service is not ready. One
+    // that throws ApiError refuses it with that error (503 overloaded ...).
+    std::shared_ptr<WebSocketHandler> handler;
+    std::optional<ApiError> refused;
+    try {
+      handler = route.websocket(ex.ctx_);
+    } catch (const ApiError& e) {
+      refused = e;
+    }
+    if (refused) {
+      co_await ex.respond(error_response(*refused, r.version()));
+      finish();
+      co_return;
+    }
     if (!handler) {
       co_await ex.respond(make_error(http::status::service_unavailable,
                                      "the service behind this route is not ready (starting or stopping)",

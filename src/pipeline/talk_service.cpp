@@ -526,9 +526,36 @@ class TalkService final : public app::Service {
         "/v1/stream",
         [this](const net::RequestContext& ctx) -> std::shared_ptr<net::WebSocketHandler> {
           if (!ready()) return nullptr;
+          // A live session speaks: refused before the upgrade while ASR, the LLM or the
+          // render pool is over its bound (a 503 the client can retry, not a dead session).
+          refuse_if_overloaded(ctx.priority, /*spoken=*/true);
           return make_live_session(stages_, control_pool_, pool_, ctx);
         },
         live);
+  }
+
+  // Load shedding (asr/llm/talk .max_queue_delay_ms): work that would queue behind a backlog
+  // its client is likely to give up on gets a quick 503 `overloaded` (ApiError) instead. Work
+  // already admitted is never shed.
+  void refuse_if_overloaded(int priority, bool spoken) {
+    if (spoken && stages_.asr && stages_.asr->overloaded(priority)) {
+      throw ApiError(503, "speech recognition is overloaded (queued audio has waited over "
+                          "asr.max_queue_delay_ms); retry later",
+                     {}, "overloaded");
+    }
+    if (stages_.chat && stages_.chat->overloaded(priority)) {
+      throw ApiError(503, "the LLM is overloaded (requests have waited over "
+                          "llm.max_queue_delay_ms for their first token); retry later",
+                     {}, "overloaded");
+    }
+    if (pool_probe_->overloaded()) {
+      shed_->inc();
+      throw ApiError(503,
+                     "the talk pipeline is overloaded (turns queued for decoding, rendering and "
+                     "encoding have waited over talk.max_queue_delay_ms = " +
+                         std::to_string(stages_.cfg.max_queue_delay_ms) + " ms); retry later",
+                     {}, "overloaded");
+    }
   }
 
   void start() override {
@@ -587,27 +614,7 @@ class TalkService final : public app::Service {
         throw ApiError(400, "voice: '" + req.voice + "' is not a voice of " + stages_.tts->backend().name(),
                        "voice", "unknown_voice");
       }
-      // Load shedding (talk.max_queue_delay_ms, asr.max_queue_delay_ms): a turn that would
-      // queue behind a backlog its client is likely to time out in gets a quick 503 instead.
-      // Turns already admitted are never shed.
-      if (req.audio && stages_.asr->overloaded(ex.context().priority)) {
-        throw ApiError(503, "speech recognition is overloaded (queued audio has waited over "
-                            "asr.max_queue_delay_ms); retry later",
-                       {}, "overloaded");
-      }
-      if (stages_.chat && stages_.chat->overloaded(ex.context().priority)) {
-        throw ApiError(503, "the LLM is overloaded (requests have waited over "
-                            "llm.max_queue_delay_ms for their first token); retry later",
-                       {}, "overloaded");
-      }
-      if (pool_probe_->overloaded()) {
-        shed_->inc();
-        throw ApiError(503,
-                       "the talk pipeline is overloaded (turns queued for decoding, rendering and "
-                       "encoding have waited over talk.max_queue_delay_ms = " +
-                           std::to_string(stages_.cfg.max_queue_delay_ms) + " ms); retry later",
-                       {}, "overloaded");
-      }
+      refuse_if_overloaded(ex.context().priority, req.audio.has_value());
     } catch (const ApiError& e) {
       error = e;
     }

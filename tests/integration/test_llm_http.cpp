@@ -10,6 +10,7 @@
 
 #include "support/checks.hpp"
 #include "support/talkserve.hpp"
+#include "support/ws_client.hpp"
 
 using namespace talkserve::itest;
 using namespace std::chrono_literals;
@@ -493,6 +494,15 @@ TEST_CASE("a backlog older than llm.max_queue_delay_ms sheds new completions wit
   CHECK(turn.json()["error"]["code"] == "overloaded");
   CHECK(turn.json()["error"]["message"].get<std::string>().find("llm.max_queue_delay_ms") !=
         std::string::npos);
+  // So is a live session, before the upgrade: a 503 the client can retry, not a dead session.
+  {
+    talkserve::test::WsClient ws(server.port());
+    CHECK(ws.handshake("/v1/stream", 10s));  // refused
+    const auto& up = ws.upgrade_response();
+    INFO(up.body());
+    CHECK(up.result_int() == 503);
+    CHECK(json::parse(up.body())["error"]["code"] == "overloaded");
+  }
 
   // Admitted requests are never shed: each one answered 200 generated all its tokens; any
   // that arrived after the backlog formed got the same 503.
