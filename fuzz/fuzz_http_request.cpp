@@ -24,7 +24,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <limits>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -136,7 +135,10 @@ std::vector<http::verb> request_methods(std::string_view input) {
   while (!input.empty()) {
     http::request_parser<http::string_body> parser;
     parser.eager(true);
-    parser.body_limit(std::numeric_limits<std::uint64_t>::max());
+    // A body longer than what is left of the input cannot be complete: the limit stops the
+    // parser at the head (Content-Length is checked against it there) instead of letting it
+    // reserve a claimed size of up to 2^64 bytes.
+    parser.body_limit(input.size());
     beast::error_code ec;
     const std::size_t used = parser.put(asio::buffer(input.data(), input.size()), ec);
     if (ec || !parser.is_done()) {

@@ -10,7 +10,8 @@
 #         tests need node and chromium and test the same server), the integration tests
 #         starting the real talkserve binary built with ASan too: a nightly run.
 #   tsan  TALKSERVE_SANITIZE=thread, the modules without libtorch (sched, obs, gateway, net,
-#         cache: libtorch's and OpenBLAS's thread pools are not instrumented and would only
+#         cache, media, avatar, and pipeline's core: sessions, live messages, the frame
+#         pipeline; libtorch's and OpenBLAS's thread pools are not instrumented and would only
 #         give false reports); runs their unit tests.
 #
 #   scripts/ci-sanitizers.sh [--only asan|tsan] [--full] [--no-build] [--help] [-- ctest arguments...]
@@ -132,7 +133,7 @@ tsan_step() {
   export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$supp/tsan.supp:log_path=$tsan_dir/sanitizer-logs/tsan"
   if ((build)); then
     local start=$SECONDS
-    configure "$tsan_dir" thread "sched;obs;gateway;net;cache" || return 1
+    configure "$tsan_dir" thread "sched;obs;gateway;net;cache;media;avatar;pipeline" || return 1
     cmake --build "$tsan_dir" -j"$jobs" || return 1
     say "tsan: build took $((SECONDS - start)) s"
   fi

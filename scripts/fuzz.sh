@@ -169,7 +169,7 @@ for t in "${targets[@]}"; do
       head -n 12 || true
     for a in "$build_dir/fuzz-artifacts/$t"/*; do
       [[ -f "$a" ]] || continue
-      size=$(stat -c %s "$a")
+      size=$(wc -c <"$a")
       echo "artifact $(basename "$a") ($size bytes)"
       ((size <= 8192)) && base64 -w 0 "$a" && echo
     done
