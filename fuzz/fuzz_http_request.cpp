@@ -142,7 +142,9 @@ std::vector<http::verb> request_methods(std::string_view input) {
     beast::error_code ec;
     const std::size_t used = parser.put(asio::buffer(input.data(), input.size()), ec);
     if (ec || !parser.is_done()) {
-      if (parser.is_header_done()) methods.push_back(parser.get().method());
+      // body_limit is reported once the whole head is parsed, as the head completes.
+      if (parser.is_header_done() || ec == http::error::body_limit)
+        methods.push_back(parser.get().method());
       break;
     }
     methods.push_back(parser.get().method());
