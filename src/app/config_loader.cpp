@@ -115,6 +115,8 @@ void read_server(const toml::table& root, ServerConfig& c) {
   Section s(subtable(root, "server"), "server");
   s.get_ms("drain_grace_ms", c.drain_grace);
   s.get("models_dir", c.models_dir);
+  s.get("malloc_arena_max", c.malloc_arena_max);
+  s.get("malloc_mmap_threshold_kb", c.malloc_mmap_threshold_kb);
   s.finish();
 }
 
@@ -385,6 +387,10 @@ void apply_override(toml::table& root, const std::string& text) {
 void ServerConfig::validate() const {
   if (drain_grace.count() < 0) throw std::invalid_argument("server.drain_grace_ms must be >= 0");
   if (models_dir.empty()) throw std::invalid_argument("server.models_dir must not be empty");
+  if (malloc_arena_max < 0 || malloc_arena_max > 1024)
+    throw std::invalid_argument("server.malloc_arena_max must be in [0, 1024] (0: glibc's default)");
+  if (malloc_mmap_threshold_kb < 0 || malloc_mmap_threshold_kb > 32 * 1024)
+    throw std::invalid_argument("server.malloc_mmap_threshold_kb must be in [0, 32768] (0: glibc's default)");
 }
 
 void LlmSection::validate() const {

@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "cli.hpp"
+#include "heap_tuning.hpp"
 #include "server_app.hpp"
 #include "talkserve/app/config.hpp"
 #include "talkserve/gateway/api_key.hpp"
@@ -56,6 +57,7 @@ int main(int argc, char** argv) {
   }
   try {
     talkserve::obs::init_logging(config.log);
+    tune_heap(config.server);
     ServerApp app(std::move(config));
     return app.run();
   } catch (const std::exception& e) {

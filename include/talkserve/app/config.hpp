@@ -18,6 +18,9 @@ namespace talkserve::app {
 struct ServerConfig {
   std::chrono::milliseconds drain_grace{10'000};  // SIGTERM: time in-flight work may take
   std::string models_dir = "models";              // where fetch-models.sh puts models
+  // glibc heap tuning, applied at start-up (see docs/deploy.md, "Memory"); 0 = glibc default.
+  int malloc_arena_max = 2;            // heaps shared by all threads (glibc: 8 per core)
+  int malloc_mmap_threshold_kb = 256;  // larger blocks are mmap'd and returned on free
   void validate() const;
 };
 

@@ -219,26 +219,38 @@ struct AttentionArgs {
 
 // scores[g, p] = q_g . K[:, p] for the NH query heads g that share one KV head, over the BS
 // positions of one block (kb: [HD, BS]). Two heads at a time share every load of K and give
-// the core independent multiply-add chains to overlap.
+// the core independent multiply-add chains to overlap. Wide heads (HD >= 32) also split the
+// dimensions into U interleaved partial sums, so a lone head (no GQA, NH = 1) still has
+// 2 * W chains and the multiply-adds run at throughput, not at their latency.
 template <typename V, int NH, int HD, int BS>
 TALKSERVE_ALWAYS_INLINE inline void block_scores(const float* q, const float* kb, float* s, int64_t s_stride) {
   static_assert(BS % kLanes<V> == 0);
   constexpr int L = kLanes<V>, W = BS / L;
-  V acc[NH][W];  // stays in registers
-  for (int g = 0; g < NH; ++g) {
-    const V q0 = vsplat<V>(q[g * HD]);
-    for (int w = 0; w < W; ++w) acc[g][w] = q0 * vload<V>(kb + L * w);
-  }
-  for (int i = 1; i < HD; ++i) {
-    V k[W];
-    for (int w = 0; w < W; ++w) k[w] = vload<V>(kb + i * BS + L * w);
+  constexpr int U = (HD >= 32 && NH * W <= 4) ? 2 : 1;
+  static_assert(HD % U == 0);
+  V acc[U][NH][W];  // stays in registers
+  for (int u = 0; u < U; ++u) {
     for (int g = 0; g < NH; ++g) {
-      const V qi = vsplat<V>(q[g * HD + i]);
-      for (int w = 0; w < W; ++w) acc[g][w] += qi * k[w];
+      const V q0 = vsplat<V>(q[g * HD + u]);
+      for (int w = 0; w < W; ++w) acc[u][g][w] = q0 * vload<V>(kb + u * BS + L * w);
+    }
+  }
+  for (int i = U; i < HD; i += U) {
+    for (int u = 0; u < U; ++u) {
+      V k[W];
+      for (int w = 0; w < W; ++w) k[w] = vload<V>(kb + (i + u) * BS + L * w);
+      for (int g = 0; g < NH; ++g) {
+        const V qi = vsplat<V>(q[g * HD + i + u]);
+        for (int w = 0; w < W; ++w) acc[u][g][w] += qi * k[w];
+      }
     }
   }
   for (int g = 0; g < NH; ++g) {
-    for (int w = 0; w < W; ++w) vstore(s + g * s_stride + L * w, acc[g][w]);
+    for (int w = 0; w < W; ++w) {
+      V sum = acc[0][g][w];
+      for (int u = 1; u < U; ++u) sum += acc[u][g][w];
+      vstore(s + g * s_stride + L * w, sum);
+    }
   }
 }
 
@@ -283,8 +295,32 @@ TALKSERVE_ALWAYS_INLINE inline void weighted_values(const float* probs, int64_t 
   }
 }
 
+// out_h = sum_j probs_h[j] V[j] for one query head of a wide KV head (HD a multiple of 32),
+// over n positions: the head's dimensions in chunks of up to 64 floats, each chunk's sums
+// held in registers (8 AVX2 vectors: 8 independent chains) while every position's V row
+// streams past. V row j of the head: vbase + slot(j) * row, as in weighted_values.
+template <typename V, int HD, int BS>
+TALKSERVE_ALWAYS_INLINE inline void weighted_values_wide(const float* probs, const float* vbase, int64_t row,
+                                                         const int64_t* slots, int64_t n, float* out) {
+  constexpr int L = kLanes<V>, C = HD < 64 ? HD : 64, W = C / L;
+  static_assert(HD % C == 0 && C % L == 0);
+  for (int c = 0; c < HD; c += C) {
+    V acc[W] = {};
+    for (int64_t b0 = 0; b0 < n; b0 += BS) {
+      const float* vblock = vbase + slots[b0] * row + c;
+      const int64_t m = std::min<int64_t>(BS, n - b0);
+      for (int64_t p = 0; p < m; ++p) {
+        const V pj = vsplat<V>(probs[b0 + p]);
+        const float* vr = vblock + p * row;
+        for (int w = 0; w < W; ++w) acc[w] += pj * vload<V>(vr + L * w);
+      }
+    }
+    for (int w = 0; w < W; ++w) vstore(out + c + L * w, acc[w]);
+  }
+}
+
 // out[h] = sum_j probs[h, j] V[j, h / G] for all H heads of one token (probs: [H, p_stride]).
-// Large heads: each V row is streamed once, accumulating into the (L1-resident) output.
+// Any head size: each V row is streamed once, accumulating into the (L1-resident) output.
 TALKSERVE_ALWAYS_INLINE inline void stream_values(const AttentionArgs& a, int64_t HD, const float* probs,
                                                   int64_t p_stride, const int64_t* slots, int64_t n, float* o) {
   const int64_t H = a.H, KVH = a.KVH, G = H / KVH;
@@ -373,6 +409,10 @@ TALKSERVE_ALWAYS_INLINE inline void attend_tokens_fixed(const AttentionArgs& a, 
           weighted_values<V, 2, HD, BS>(sc + h * padded, padded, vbase, KVH * HD, sl, n, o + h * HD);
         }
         if (h < (kh + 1) * G) weighted_values<V, 1, HD, BS>(sc + h * padded, padded, vbase, KVH * HD, sl, n, o + h * HD);
+      }
+    } else if constexpr (HD % 32 == 0) {
+      for (int64_t h = 0; h < H; ++h) {
+        weighted_values_wide<V, HD, BS>(sc + h * padded, a.v_pool + (h / G) * HD, KVH * HD, sl, n, o + h * HD);
       }
     } else {
       stream_values(a, HD, sc, padded, sl, n, o);

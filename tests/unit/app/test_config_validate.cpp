@@ -47,7 +47,18 @@ TEST_CASE("validate: [server]", "[app][config][validate]") {
   check_rules({
       {{"server.models_dir=\"\""}, "server.models_dir must not be empty"},
       {{"server.drain_grace_ms=-1"}, "server.drain_grace_ms: must be >= 0"},
+      {{"server.malloc_arena_max=-1"}, "server.malloc_arena_max must be in [0, 1024]"},
+      {{"server.malloc_arena_max=1025"}, "server.malloc_arena_max must be in [0, 1024]"},
+      {{"server.malloc_mmap_threshold_kb=-1"}, "server.malloc_mmap_threshold_kb must be in [0, 32768]"},
+      {{"server.malloc_mmap_threshold_kb=32769"}, "server.malloc_mmap_threshold_kb must be in [0, 32768]"},
   });
+  check_valid({
+      {"server.malloc_arena_max=0", "server.malloc_mmap_threshold_kb=0"},  // glibc's defaults
+      {"server.malloc_arena_max=1024", "server.malloc_mmap_threshold_kb=32768"},
+  });
+  // The shipped defaults: two arenas, a fixed 256 KiB mmap threshold.
+  CHECK(ServerConfig{}.malloc_arena_max == 2);
+  CHECK(ServerConfig{}.malloc_mmap_threshold_kb == 256);
   // The struct rule itself (a negative duration cannot come from the loader).
   ServerConfig s;
   s.drain_grace = -1ms;
