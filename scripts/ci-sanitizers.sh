@@ -3,10 +3,12 @@
 #
 #   asan  TALKSERVE_SANITIZE="address;undefined", RelWithDebInfo at -O1 -g1 with assertions
 #         on. Modules: by default the ones without libtorch (sched, obs, gateway, net, media,
-#         cache, app), which fits the per-push CI budget on a 2-core machine, their unit
-#         tests and the integration tests that need no model (the server of this tree has no
-#         LLM, speech or talk service; see tests/integration/CMakeLists.txt); --full builds every module (the LLM, speech, avatar and talk pipeline too,
-#         ~5x the build time) and runs the unit and integration tests (ctest -LE e2e: the e2e
+#         cache, app) and the LLM (tokenizers, model, paged KV engine, OpenAI API), which fits
+#         the per-push CI budget on a 2-core machine: their unit tests, the LLM's tests with
+#         the real stories260K model, and the integration tests that need no speech or talk
+#         service (this tree's server has none; see tests/integration/CMakeLists.txt), the
+#         LLM's HTTP routes among them; --full builds every module (speech, avatar and the talk
+#         pipeline too) and runs the unit and integration tests (ctest -LE e2e: the e2e
 #         tests need node and chromium and test the same server), the integration tests
 #         starting the real talkserve binary built with ASan too: a nightly run.
 #   tsan  TALKSERVE_SANITIZE=thread, the modules without libtorch (sched, obs, gateway, net,
@@ -112,7 +114,7 @@ asan_step() {
   export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:suppressions=$supp/ubsan.supp:log_path=$asan_dir/sanitizer-logs/ubsan"
   if ((build)); then
     local start=$SECONDS
-    local modules="sched;obs;gateway;net;media;cache;app"
+    local modules="sched;obs;gateway;net;media;cache;llm;app"
     ((full)) && modules=""
     # clang: it builds the Beast-heavy ingress code under ASan several times faster than
     # GCC 12 (the whole torch-free tree in minutes), and it is installed for the fuzzers.
@@ -121,12 +123,13 @@ asan_step() {
     ASAN_OPTIONS=detect_leaks=0 cmake --build "$asan_dir" -j"$jobs" || return 1
     say "asan: build took $((SECONDS - start)) s"
   fi
-  # The torch-free module set has no LLM, speech or talk pipeline: its integration tests are
-  # the ones that need none of them (--full builds and runs them all).
+  # The per-push module set has no speech or talk pipeline: its integration tests are the
+  # ones that need neither (--full builds and runs them all). The LLM's tests carry the label
+  # llm only.
   if ((full)); then
     run_tests "$asan_dir" asan -LE e2e
   else
-    run_tests "$asan_dir" asan -L "unit|integration"
+    run_tests "$asan_dir" asan -L "unit|integration|llm"
   fi
 }
 

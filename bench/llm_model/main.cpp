@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include <ATen/core/ivalue.h>  // first: clang (C++20) needs c10::IValue complete in libtorch 1.13's torch.h
 #include <torch/torch.h>
 
 #include <filesystem>

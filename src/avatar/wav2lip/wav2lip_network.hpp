@@ -2,6 +2,7 @@
 // The Wav2Lip generator on libtorch: weights from safetensors with BatchNorm folded in, and the
 // batched forward pass. Internal to talkserve_avatar_wav2lip (torch headers).
 
+#include <ATen/core/ivalue.h>  // first: clang (C++20) needs c10::IValue complete in libtorch 1.13's torch.h
 #include <torch/torch.h>
 
 #include <string>

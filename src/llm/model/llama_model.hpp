@@ -1,6 +1,7 @@
 #pragma once
 // The libtorch Llama-family ModelRunner (Llama 1/2/3, llama2.c, Qwen2, Mistral-style GQA).
 
+#include <ATen/core/ivalue.h>  // first: clang (C++20) needs c10::IValue complete in libtorch 1.13's torch.h
 #include <torch/torch.h>
 
 #include <memory>

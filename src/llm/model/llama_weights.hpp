@@ -6,6 +6,7 @@
 // Tensors are CPU tensors in the on-disk dtype; LlamaModel converts them to the compute
 // dtype and device. Internal to src/llm/model (includes torch).
 
+#include <ATen/core/ivalue.h>  // first: clang (C++20) needs c10::IValue complete in libtorch 1.13's torch.h
 #include <torch/torch.h>
 
 #include <string>

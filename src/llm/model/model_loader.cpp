@@ -1,6 +1,7 @@
 #include "talkserve/llm/model_loader.hpp"
 
 #include <ATen/Parallel.h>
+#include <ATen/core/ivalue.h>  // first: clang (C++20) needs c10::IValue complete in libtorch 1.13's torch.h
 #include <torch/torch.h>
 
 #include <algorithm>

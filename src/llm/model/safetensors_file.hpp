@@ -5,6 +5,7 @@
 // file, sizes matching shapes), so reads afterwards cannot run past the end or allocate from a
 // bad shape.
 
+#include <ATen/core/ivalue.h>  // first: clang (C++20) needs c10::IValue complete in libtorch 1.13's torch.h
 #include <torch/torch.h>
 
 #include <cstdint>

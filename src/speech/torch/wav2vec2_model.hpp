@@ -1,6 +1,7 @@
 #pragma once
 // The wav2vec2 network: weights loaded from model.safetensors and a batched forward pass. Internal to talkserve_speech_torch (torch headers).
 
+#include <ATen/core/ivalue.h>  // first: clang (C++20) needs c10::IValue complete in libtorch 1.13's torch.h
 #include <torch/torch.h>
 
 #include <span>

@@ -62,9 +62,12 @@ std::vector<std::string> base_args() {
       // One resident pocketsphinx decoder loads in half the time; speech tests ask for 2.
       "--set", "asr.decoders=1"};
 #if !TALKSERVE_ITEST_MODELS
-  // This tree's talkserve has no LLM, speech or talk service (see CMakeLists.txt).
-  args.insert(args.end(), {"--set", "llm.enabled=false", "--set", "asr.enabled=false", "--set",
-                           "tts.enabled=false", "--set", "talk.enabled=false"});
+  // This tree's talkserve has no speech or talk service, and maybe no LLM (see CMakeLists.txt).
+  args.insert(args.end(), {"--set", "asr.enabled=false", "--set", "tts.enabled=false", "--set",
+                           "talk.enabled=false"});
+#if !TALKSERVE_ITEST_LLM
+  args.insert(args.end(), {"--set", "llm.enabled=false"});
+#endif
 #endif
   return args;
 }
