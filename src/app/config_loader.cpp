@@ -344,6 +344,9 @@ void read_redis(const toml::table& root, RedisSection& c) {
   s.get("sessions", c.sessions);
   s.get("session_lock_s", c.session_lock_s);
   s.get("session_key_prefix", c.session_key_prefix);
+  s.get("quotas", c.quotas);
+  s.get("quota_sync_ms", c.quota_sync_ms);
+  s.get("quota_key_prefix", c.quota_key_prefix);
   s.finish();
 }
 
@@ -538,6 +541,10 @@ void RedisSection::validate() const {
   if (session_lock_s < 1 || session_lock_s > 86400) bad("session_lock_s", "must be between 1 and 86400");
   if (session_key_prefix.empty()) bad("session_key_prefix", "must not be empty");
   if (session_key_prefix == key_prefix) bad("session_key_prefix", "must differ from redis.key_prefix");
+  if (quota_sync_ms < 10 || quota_sync_ms > 60000) bad("quota_sync_ms", "must be between 10 and 60000");
+  if (quota_key_prefix.empty()) bad("quota_key_prefix", "must not be empty");
+  if (quota_key_prefix == key_prefix || quota_key_prefix == session_key_prefix)
+    bad("quota_key_prefix", "must differ from redis.key_prefix and redis.session_key_prefix");
   if (url.empty()) return;
 #ifdef TALKSERVE_HAVE_REDIS
   try {

@@ -24,6 +24,11 @@
 #include "talkserve/obs/metrics.hpp"
 #include "talkserve/sched/clock.hpp"
 
+#ifdef TALKSERVE_HAVE_REDIS
+#include "quota_sync.hpp"
+#include "talkserve/cache/redis_client.hpp"
+#endif
+
 namespace talkserve::app {
 
 namespace asio = boost::asio;
@@ -50,17 +55,53 @@ std::string websocket_query_key(std::string_view target) {
   return {};
 }
 
+// Where quota windows fall: windows of `window` counted from the Unix epoch, so that a day is
+// a UTC day and every replica agrees on the window (and its shared counter).
+struct QuotaWindows {
+  sched::Clock::duration phase{};  // how far into its window the wall clock is now
+  std::int64_t wall_index = 0;     // that window's index since the epoch
+};
+
+QuotaWindows quota_windows(std::chrono::seconds window) {
+  const auto wall = std::chrono::system_clock::now().time_since_epoch();
+  return {std::chrono::duration_cast<sched::Clock::duration>(wall % window),
+          static_cast<std::int64_t>(wall / window)};
+}
+
+#ifdef TALKSERVE_HAVE_REDIS
+std::shared_ptr<cache::RedisClient> make_redis(const RedisSection& c, obs::MetricsRegistry& metrics) {
+  if (c.url.empty()) return nullptr;
+  cache::RedisClientConfig client;
+  client.url = c.url;
+  client.timeout = std::chrono::milliseconds(c.timeout_ms);
+  return std::make_shared<cache::RedisClient>(client, &metrics);
+}
+#endif
+
 }  // namespace
 
 struct ServerApp::Impl {
   explicit Impl(AppConfig c)
       : config(std::move(c)),
-        gateway(config.gateway, sched::steady_clock(), metrics),
-        services(make_services(config, metrics)) {}
+        windows(quota_windows(config.gateway.quota_window)),
+        gateway(config.gateway, sched::steady_clock(), metrics, windows.phase),
+#ifdef TALKSERVE_HAVE_REDIS
+        redis(make_redis(config.redis, metrics)),
+        services(make_services(config, metrics, redis)) {
+  }
+#else
+        services(make_services(config, metrics, nullptr)) {
+  }
+#endif
 
   AppConfig config;
   obs::MetricsRegistry metrics;
+  QuotaWindows windows;
   gateway::Gateway gateway;
+#ifdef TALKSERVE_HAVE_REDIS
+  std::shared_ptr<cache::RedisClient> redis;  // null without redis.url
+  std::unique_ptr<QuotaSync> quota_sync;      // with redis.quotas and API keys
+#endif
   std::vector<std::unique_ptr<Service>> services;
   std::unique_ptr<obs::ResourceMonitor> resources;  // null with gpu.mode = "off"
   net::Router router;
@@ -98,6 +139,22 @@ int ServerApp::run() {
     return d.resources ? d.resources->not_ready_reason() : std::nullopt;
   };
   register_system_routes(d.router, system);
+#ifdef TALKSERVE_HAVE_REDIS
+  if (d.redis && cfg.redis.quotas && cfg.gateway.auth_configured()) {
+    QuotaSyncConfig qc;
+    qc.key_prefix = cfg.redis.quota_key_prefix;
+    qc.interval = std::chrono::milliseconds(cfg.redis.quota_sync_ms);
+    qc.window = cfg.gateway.quota_window;
+    qc.wall_index = d.windows.wall_index;
+    d.quota_sync = std::make_unique<QuotaSync>(d.gateway, d.redis, qc, sched::steady_clock(), d.metrics);
+    // Before the first request, so that a restarted replica knows what its keys have used.
+    const auto first = d.quota_sync->sync_once();
+    spdlog::info("quotas: counted across replicas through Redis every {} ms ({} key{} synced, {} "
+                 "not reached yet)",
+                 cfg.redis.quota_sync_ms, first.synced, first.synced == 1 ? "" : "s", first.failed);
+    d.quota_sync->start();
+  }
+#endif
   for (auto& s : d.services) s->register_routes(d.router);
   if (!cfg.http.static_dir.empty()) d.router.set_static_root(cfg.http.static_dir);
 
@@ -257,6 +314,9 @@ int ServerApp::run() {
   server.stop();  // WebSockets get 1001 going away
   for (auto& s : d.services) s->stop();
   if (d.resources) d.resources->stop();
+#ifdef TALKSERVE_HAVE_REDIS
+  if (d.quota_sync) d.quota_sync->stop();  // a last exchange: what this replica admitted counts
+#endif
   // Give close frames and final chunks a moment to leave, then stop the loop.
   server.wait_closed(std::chrono::seconds(2));
   signals.cancel();

@@ -14,7 +14,8 @@
 namespace talkserve::app {
 
 std::vector<std::unique_ptr<Service>> make_services(const AppConfig& config,
-                                                    obs::MetricsRegistry& metrics) {
+                                                    obs::MetricsRegistry& metrics,
+                                                    std::shared_ptr<cache::RedisClient> redis) {
   std::vector<std::unique_ptr<Service>> out;
 #ifdef TALKSERVE_HAVE_LLM
   if (config.llm.enabled) {
@@ -42,7 +43,7 @@ std::vector<std::unique_ptr<Service>> make_services(const AppConfig& config,
   if (config.talk.enabled) {
     std::vector<Service*> others;
     for (auto& s : out) others.push_back(s.get());
-    out.push_back(pipeline::make_talk_service(config, metrics, std::move(others)));
+    out.push_back(pipeline::make_talk_service(config, metrics, std::move(others), std::move(redis)));
   }
 #else
   if (config.talk.enabled) {
@@ -50,6 +51,7 @@ std::vector<std::unique_ptr<Service>> make_services(const AppConfig& config,
   }
 #endif
   (void)metrics;
+  (void)redis;
   return out;
 }
 

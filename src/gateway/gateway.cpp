@@ -137,10 +137,11 @@ struct Gateway::Metrics {
   std::array<obs::Counter*, 5> rejected{};  // indexed by AdmissionStatus
 };
 
-Gateway::Gateway(const GatewayConfig& config, sched::Clock& clock, obs::MetricsRegistry& metrics)
+Gateway::Gateway(const GatewayConfig& config, sched::Clock& clock, obs::MetricsRegistry& metrics,
+                 sched::Clock::duration quota_phase)
     : config_(validated(config)),
       clock_(clock),
-      quota_origin_(clock.now()),
+      quota_origin_(clock.now() - quota_phase),
       metrics_(std::make_unique<Metrics>(metrics)),
       limiter_(config_.max_in_flight, &metrics_->in_flight) {
   metrics_->max_in_flight->set(static_cast<double>(config_.max_in_flight));
@@ -192,6 +193,15 @@ void Gateway::reload_keys() {
   auto fresh = build_key_state(key_state().get());
   std::lock_guard lock(keys_mutex_);
   keys_ = std::move(fresh);
+}
+
+std::vector<Gateway::KeyQuota> Gateway::quotas() const {
+  const auto state = key_state();
+  std::vector<KeyQuota> out;
+  for (std::size_t i = 0; i < state->quotas.size(); ++i) {
+    if (state->quotas[i]) out.push_back({state->store.keys()[i].name, state->quotas[i]});
+  }
+  return out;
 }
 
 std::size_t Gateway::key_count() const {

@@ -15,14 +15,19 @@ std::int64_t RequestQuota::window_index(time_point now) const {
   return (now - origin_) / window_;
 }
 
+void RequestQuota::roll_locked(std::int64_t index) {
+  if (index <= index_) return;
+  index_ = index;
+  used_ = 0;
+  synced_ = 0;
+  others_ = 0;
+}
+
 std::optional<RequestQuota::duration> RequestQuota::try_take(time_point now) {
   const auto index = window_index(now);
   std::lock_guard lock(mutex_);
-  if (index > index_) {
-    index_ = index;
-    used_ = 0;
-  }
-  if (used_ < limit_) {
+  roll_locked(index);
+  if (used_ + others_ < limit_) {
     ++used_;
     return std::nullopt;
   }
@@ -40,6 +45,33 @@ std::uint64_t RequestQuota::used(time_point now) const {
   const auto index = window_index(now);
   std::lock_guard lock(mutex_);
   return index == index_ ? used_ : 0;
+}
+
+std::uint64_t RequestQuota::used_shared(time_point now) const {
+  const auto index = window_index(now);
+  std::lock_guard lock(mutex_);
+  return index == index_ ? used_ + others_ : 0;
+}
+
+RequestQuota::Unsynced RequestQuota::take_unsynced(time_point now) {
+  const auto index = window_index(now);
+  std::lock_guard lock(mutex_);
+  roll_locked(index);
+  Unsynced u{index_, static_cast<std::int64_t>(used_) - synced_};
+  synced_ = static_cast<std::int64_t>(used_);
+  return u;
+}
+
+void RequestQuota::apply_shared(std::int64_t window, std::int64_t total) {
+  std::lock_guard lock(mutex_);
+  if (window != index_) return;
+  const std::int64_t others = total - synced_;
+  others_ = others > 0 ? static_cast<std::uint64_t>(others) : 0;
+}
+
+void RequestQuota::restore_unsynced(const Unsynced& u) {
+  std::lock_guard lock(mutex_);
+  if (u.window == index_) synced_ -= u.count;
 }
 
 }  // namespace talkserve::gateway

@@ -441,7 +441,7 @@ class Turn : public std::enable_shared_from_this<Turn> {
 class TalkService final : public app::Service {
  public:
   TalkService(const app::AppConfig& config, obs::MetricsRegistry& metrics,
-              std::vector<app::Service*> others)
+              std::vector<app::Service*> others, std::shared_ptr<cache::RedisClient> redis)
       : models_dir_(config.server.models_dir), metrics_(metrics), others_(std::move(others)) {
     stages_.cfg = config.talk;
     if (stages_.cfg.voice.empty()) stages_.cfg.voice = config.tts.default_voice;
@@ -456,7 +456,7 @@ class TalkService final : public app::Service {
       cache::RedisClientConfig client;
       client.url = config.redis.url;
       client.timeout = std::chrono::milliseconds(config.redis.timeout_ms);
-      redis_ = std::make_shared<cache::RedisClient>(client, &metrics_);
+      redis_ = redis ? std::move(redis) : std::make_shared<cache::RedisClient>(client, &metrics_);
       cache::RedisClipTierConfig rc;
       rc.url = config.redis.url;
       rc.ttl = std::chrono::seconds(config.redis.clip_ttl_s);
@@ -734,8 +734,9 @@ class TalkService final : public app::Service {
 
 std::unique_ptr<app::Service> make_talk_service(const app::AppConfig& config,
                                                 obs::MetricsRegistry& metrics,
-                                                std::vector<app::Service*> others) {
-  return std::make_unique<TalkService>(config, metrics, std::move(others));
+                                                std::vector<app::Service*> others,
+                                                std::shared_ptr<cache::RedisClient> redis) {
+  return std::make_unique<TalkService>(config, metrics, std::move(others), std::move(redis));
 }
 
 }  // namespace talkserve::pipeline

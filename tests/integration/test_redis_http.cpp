@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <thread>
 
 #include "support/redis_server.hpp"
 #include "support/talkserve.hpp"
@@ -120,4 +121,54 @@ TEST_CASE("redis: a conversation started on one replica continues on the other",
   CHECK(t5["session_id"] == session);
   CHECK(talk_ok(ca, json{{"text", "A new story."}})["session_id"] != session);
   CHECK(a.metrics().sum("talkserve_redis_session_skipped_total") >= 1);
+}
+
+TEST_CASE("redis: an API key's daily quota is one quota across replicas", "[gateway][quota][redis]") {
+  RedisServer redis;
+  auto quota_replica = [&redis] {
+    Talkserve::Options o = replica(redis);
+    for (const char* s : {"talk.enabled=false", "asr.enabled=false", "tts.enabled=false",
+                          "redis.quota_sync_ms=50",
+                          "gateway.keys=[{name=\"alice\", key=\"sk-quota-alice\", "
+                          "requests_per_day=3}, {name=\"bob\", key=\"sk-quota-bob\"}]"}) {
+      o.args.push_back("--set");
+      o.args.push_back(s);
+    }
+    return o;
+  };
+  Talkserve a(quota_replica());
+  Talkserve b(quota_replica());
+  auto ca = a.client(), cb = b.client();
+  const Headers alice{{"Authorization", "Bearer sk-quota-alice"}};
+  const Headers bob{{"Authorization", "Bearer sk-quota-bob"}};
+  // Two exchanges after `since` on a replica: the latest counts have gone both ways.
+  auto synced = [](Talkserve& t, double since) {
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (t.metrics().value("talkserve_quota_syncs_total").value_or(0) < since + 2) {
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      std::this_thread::sleep_for(20ms);
+    }
+    return true;
+  };
+
+  CHECK(ca.get("/v1/models", alice).status == 200);
+  CHECK(ca.get("/v1/models", alice).status == 200);
+  REQUIRE(synced(a, a.metrics().value("talkserve_quota_syncs_total").value_or(0)));
+  REQUIRE(synced(b, b.metrics().value("talkserve_quota_syncs_total").value_or(0)));
+
+  CHECK(cb.get("/v1/models", alice).status == 200);  // the third of the day
+  auto over = cb.get("/v1/models", alice);
+  INFO(over.body);
+  CHECK(over.status == 429);
+  CHECK(json::parse(over.body)["error"]["code"] == "quota_exceeded");
+  REQUIRE(synced(a, a.metrics().value("talkserve_quota_syncs_total").value_or(0)));
+  CHECK(ca.get("/v1/models", alice).status == 429);
+  CHECK(ca.get("/v1/models", bob).status == 200);  // another key is not affected
+  CHECK(a.metrics().value("talkserve_quota_sync_failures_total") == 0);
+
+  // Redis gone: both carry on with what they know; no request fails for it.
+  redis.kill();
+  CHECK(cb.get("/v1/models", bob).status == 200);
+  CHECK(cb.get("/v1/models", alice).status == 429);
+  CHECK(cb.get("/readyz").status == 200);
 }

@@ -144,6 +144,9 @@ struct RedisSection {
   bool sessions = true;                   // share conversation sessions too (when url is set)
   int session_lock_s = 120;               // a turn lock outliving its replica expires after this
   std::string session_key_prefix = "talkserve:session:";
+  bool quotas = true;                     // count API-key quotas across replicas (when url is set)
+  int quota_sync_ms = 1000;               // how often a replica exchanges its quota counts
+  std::string quota_key_prefix = "talkserve:quota:";
   void validate() const;
 };
 

@@ -32,6 +32,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "talkserve/gateway/api_key.hpp"
 #include "talkserve/gateway/gateway_config.hpp"
@@ -80,7 +81,11 @@ class Gateway {
   // Validates the config and loads the keys (throws std::invalid_argument naming the bad key,
   // file and line). `clock` and `metrics` must outlive the Gateway; all permits must be
   // released before it is destroyed.
-  Gateway(const GatewayConfig& config, sched::Clock& clock, obs::MetricsRegistry& metrics);
+  // `quota_phase`: how far into its current quota window `clock.now()` is; the windows start
+  // that long before the gateway (the server passes the time since the window's start in UTC,
+  // so that every replica's windows agree; 0 starts the first window now).
+  Gateway(const GatewayConfig& config, sched::Clock& clock, obs::MetricsRegistry& metrics,
+          sched::Clock::duration quota_phase = {});
   ~Gateway();
   Gateway(const Gateway&) = delete;
   Gateway& operator=(const Gateway&) = delete;
@@ -97,6 +102,14 @@ class Gateway {
   // While draining, auth routes get 503 so a load balancer moves traffic away. Thread-safe.
   void set_draining(bool draining);
   bool draining() const { return draining_.load(std::memory_order_relaxed); }
+
+  // The keys with a request quota and their counters, for QuotaSync (the same objects admit()
+  // uses; a reload may replace some). Thread-safe.
+  struct KeyQuota {
+    std::string key_name;
+    std::shared_ptr<RequestQuota> quota;
+  };
+  std::vector<KeyQuota> quotas() const;
 
   bool auth_enabled() const { return config_.auth_configured(); }
   std::size_t key_count() const;

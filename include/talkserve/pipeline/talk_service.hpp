@@ -21,13 +21,18 @@
 namespace talkserve::obs {
 class MetricsRegistry;
 }
+namespace talkserve::cache {
+class RedisClient;
+}
 
 namespace talkserve::pipeline {
 
 // `others` are the services this one drives (the LLM and speech services); they must outlive
-// it and be started before it.
+// it and be started before it. `redis`: the server's client of config.redis.url, shared with
+// the other Redis users (quotas); null makes one when the url is set.
 std::unique_ptr<app::Service> make_talk_service(const app::AppConfig& config,
                                                 obs::MetricsRegistry& metrics,
-                                                std::vector<app::Service*> others);
+                                                std::vector<app::Service*> others,
+                                                std::shared_ptr<cache::RedisClient> redis = nullptr);
 
 }  // namespace talkserve::pipeline

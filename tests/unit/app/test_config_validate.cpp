@@ -275,6 +275,12 @@ TEST_CASE("validate: [redis] the shared clip tier", "[app][config][validate]") {
       {{"redis.timeout_ms=0"}, "redis.timeout_ms must be between 1 and 60000"},
       {{"redis.key_prefix=\"\""}, "redis.key_prefix must not be empty"},
       {{"redis.dbname=1"}, "redis.dbname: unknown key"},
+      {{"redis.quota_sync_ms=9"}, "redis.quota_sync_ms must be between 10 and 60000"},
+      {{"redis.quota_sync_ms=60001"}, "redis.quota_sync_ms must be between 10 and 60000"},
+      {{"redis.quota_key_prefix=\"\""}, "redis.quota_key_prefix must not be empty"},
+      {{"redis.quota_key_prefix=\"talkserve:clip:\""},
+       "redis.quota_key_prefix must differ from redis.key_prefix and redis.session_key_prefix"},
+      {{"redis.quotas=1"}, "redis.quotas"},
 #ifdef TALKSERVE_HAVE_REDIS
       {{"redis.url=\"http://127.0.0.1:6379\""}, "redis.url must start with redis://"},
       {{"redis.url=\"redis://127.0.0.1:0\""}, "redis.url port must be 1..65535"},
@@ -287,6 +293,8 @@ TEST_CASE("validate: [redis] the shared clip tier", "[app][config][validate]") {
   check_valid({
       {"redis.url=\"\""},
       {"redis.clip_ttl_s=60", "redis.max_clip_mb=512", "redis.timeout_ms=60000"},
+      {"redis.quotas=false", "redis.quota_sync_ms=10", "redis.quota_key_prefix=\"q:\""},
+      {"redis.quota_sync_ms=60000"},
 #ifdef TALKSERVE_HAVE_REDIS
       {"redis.url=\"redis://127.0.0.1:6379/0\""},
       {"redis.url=\"redis://:secret@cache.internal/2\"", "redis.key_prefix=\"a:\""},

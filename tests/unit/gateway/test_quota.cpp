@@ -152,3 +152,73 @@ TEST_CASE("keys file: an optional sixth field sets the key's quota", "[gateway][
   std::istringstream four("a standard key:sk-a 1\n");
   CHECK_THROWS_WITH(parse_keys_file(four, "keys", cfg), Catch::Contains("got 4 fields"));
 }
+
+TEST_CASE("request quota: a shared count adds the other replicas' requests", "[gateway][quota]") {
+  const sched::Clock::time_point origin{0s};
+  const auto t = origin + 1h;
+  RequestQuota q(5, 24h, origin);
+  CHECK_FALSE(q.try_take(t));
+  CHECK_FALSE(q.try_take(t));
+
+  // First exchange: this replica's 2 go to the shared counter, which other replicas had
+  // brought to 1 already.
+  auto u = q.take_unsynced(t);
+  CHECK(u.window == 0);
+  CHECK(u.count == 2);
+  q.apply_shared(u.window, 3);
+  CHECK(q.used(t) == 2);
+  CHECK(q.used_shared(t) == 3);
+  CHECK(q.take_unsynced(t).count == 0);  // nothing new
+
+  // 2 more fit (3 + 2 = 5), the next is refused.
+  CHECK_FALSE(q.try_take(t));
+  CHECK_FALSE(q.try_take(t));
+  CHECK(q.try_take(t));
+  CHECK(q.used_shared(t) == 5);
+
+  // A failed exchange keeps its count for the next one; a give_back after an exchange makes
+  // the next count negative.
+  u = q.take_unsynced(t);
+  CHECK(u.count == 2);
+  q.restore_unsynced(u);
+  q.give_back(t);
+  u = q.take_unsynced(t);
+  CHECK(u.count == 1);
+  // Meanwhile the others admitted 1 more: the total is 3 (before) + 1 (ours) + 1.
+  q.apply_shared(u.window, 5);
+  CHECK(q.used_shared(t) == 5);
+  CHECK(q.try_take(t));
+
+  // An answer for a window that is over is dropped, and a new window forgets the others.
+  const auto next = origin + 24h + 1s;
+  u = q.take_unsynced(next);
+  CHECK(u.window == 1);
+  CHECK(u.count == 0);
+  q.apply_shared(0, 100);
+  CHECK(q.used_shared(next) == 0);
+  q.apply_shared(1, 4);  // the others used 4 of the new window already
+  CHECK_FALSE(q.try_take(next));
+  CHECK(q.try_take(next));
+  CHECK(q.used_shared(next) == 5);
+}
+
+TEST_CASE("gateway: quota windows start the given phase before the gateway", "[gateway][quota]") {
+  sched::ManualClock clock(sched::Clock::time_point{1000s});
+  obs::MetricsRegistry metrics;
+  GatewayConfig cfg;
+  cfg.keys.push_back(key("alice", "sk-alice", Tier::standard, 1));
+  cfg.keys.push_back(key("bob", "sk-bob", Tier::standard));  // no quota
+  // The server passes the time since 00:00 UTC: here the day is 20 h old.
+  Gateway gw(cfg, clock, metrics, 20h);
+  CHECK(gw.admit("Bearer sk-alice", true).ok());
+  auto over = gw.admit("Bearer sk-alice", true);
+  CHECK(over.status == AdmissionStatus::quota_exceeded);
+  CHECK(over.retry_after_s == 4 * 3600);
+  clock.advance(4h);
+  CHECK(gw.admit("Bearer sk-alice", true).ok());
+
+  const auto quotas = gw.quotas();
+  REQUIRE(quotas.size() == 1);
+  CHECK(quotas[0].key_name == "alice");
+  CHECK(quotas[0].quota->used(clock.now()) == 1);
+}
