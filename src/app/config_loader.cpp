@@ -261,6 +261,8 @@ void read_llm(const toml::table& root, LlmSection& c) {
     rs.get("backoff_ms", rc.backoff_ms);
     rs.get("max_backoff_ms", rc.max_backoff_ms);
     rs.get("ca_file", rc.ca_file);
+    rs.get("keepalive_ms", rc.keepalive_ms);
+    rs.get("max_idle_connections", rc.max_idle_connections);
     rs.get("probe", rc.probe);
     rs.finish();
   }
@@ -452,6 +454,10 @@ void LlmRemoteSection::validate() const {
   if (max_retries < 0 || max_retries > 10) bad("max_retries", "must be between 0 and 10");
   if (backoff_ms < 0) bad("backoff_ms", "must be >= 0");
   if (max_backoff_ms < backoff_ms) bad("max_backoff_ms", "must be >= llm.remote.backoff_ms");
+  if (keepalive_ms < 0 || keepalive_ms > 3'600'000) bad("keepalive_ms", "must be between 0 and 3600000");
+  if (max_idle_connections < 0 || max_idle_connections > 1024) {
+    bad("max_idle_connections", "must be between 0 and 1024");
+  }
   if (!ca_file.empty() && !std::filesystem::is_regular_file(ca_file)) {
     bad("ca_file", "'" + ca_file + "' is not a readable file");
   }

@@ -11,6 +11,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
@@ -83,7 +84,6 @@ class Exchange final : public HttpExchange {
   RequestContext ctx_;
   bool responded_ = false;
   bool write_failed_ = false;
-  bool close_after_ = false;
   unsigned status_ = 0;
   std::shared_ptr<StreamWriter> stream_;
 };
@@ -124,6 +124,8 @@ class Connection final : public LiveConnection,
   asio::awaitable<void> handle(Request req, RouteMatch match, std::string trace_id,
                                std::chrono::steady_clock::time_point received);
   asio::awaitable<void> watch_peer();
+  // Ends watch_peer() (if it runs) and waits until it has: the next request's read may start.
+  asio::awaitable<void> stop_watching();
   asio::awaitable<void> discard_input(std::chrono::milliseconds budget);
   // Ends the connection: TLS close_notify (bounded), half-close, lingering read, close.
   asio::awaitable<void> finish_close();
@@ -135,7 +137,10 @@ class Connection final : public LiveConnection,
   bool draining_ = false;
   bool close_ = false;
   bool upgraded_ = false;
-  bool watching_ = false;
+  bool watching_ = false;       // watch_peer() runs
+  bool stop_watch_ = false;     // stop_watching() asked it to end
+  bool peer_data_ = false;      // the watcher dropped bytes of the client's: close after
+  std::optional<asio::steady_timer> watch_done_;  // stop_watching() waits on it
   bool linger_ = false;  // refused mid-request: the client may still be sending its body
   // watch_disconnect callbacks of the request under way; cleared once its response is complete.
   std::vector<std::function<void()>> on_gone_;
@@ -172,8 +177,7 @@ asio::awaitable<void> Exchange<Stream>::respond(Response res) {
   responded_ = true;
   status_ = res.result_int();
   decorate(res);
-  bool keep = req_.keep_alive() && !close_after_ && !conn_.draining_ &&
-              !conn_.state_->draining.load();
+  bool keep = req_.keep_alive() && !conn_.draining_ && !conn_.state_->draining.load();
   res.keep_alive(keep);
   if (!keep) conn_.close_ = true;
   // A HEAD answer carries the length its GET body would have (static files set it already).
@@ -209,9 +213,11 @@ asio::awaitable<std::shared_ptr<StreamWriter>> Exchange<Stream>::start_stream(
   res.set(http::field::cache_control, "no-cache");
   res.set("X-Accel-Buffering", "no");
   res.chunked(true);
-  // The watcher below reads from the socket, so the connection is not reused afterwards.
-  res.keep_alive(false);
-  conn_.close_ = true;
+  // Kept alive like any response: the disconnect watcher below stops when the stream ends
+  // (Connection::stop_watching) and keeps what the client sent meanwhile.
+  const bool keep = req_.keep_alive() && !conn_.draining_ && !conn_.state_->draining.load();
+  res.keep_alive(keep);
+  if (!keep) conn_.close_ = true;
   http::response_serializer<http::empty_body> sr(res);
   tcp_of(conn_.stream_).expires_after(conn_.state_->config.write_timeout);
   beast::error_code ec;
@@ -244,39 +250,76 @@ asio::awaitable<std::shared_ptr<StreamWriter>> Exchange<Stream>::start_stream(
 
 template <class Stream>
 void Exchange<Stream>::watch_disconnect(std::function<void()> on_gone) {
-  close_after_ = true;
   conn_.on_gone_.push_back(std::move(on_gone));
   if (conn_.watching_) return;
   conn_.watching_ = true;
   asio::co_spawn(conn_.stream_.get_executor(), conn_.watch_peer(), asio::detached);
 }
 
-// Waits until the peer closes its side. Bytes that arrive meanwhile are discarded: the
-// connection is closed after this response anyway. On TLS the discarded bytes are records
-// the server will never decrypt, which is fine for the same reason.
+// Waits until the peer closes its side, or until stop_watching() when the response is
+// complete. Bytes the client sends meanwhile (a pipelined next request) are read so that its
+// leaving stays visible: on a plain connection they are kept in buffer_ for the next request
+// (up to kMaxHeldInput; beyond that they are dropped and the connection closes after the
+// response). On TLS they are records that bypassed the TLS layer and cannot be decrypted: they
+// are dropped and the connection closes after the response.
+constexpr std::size_t kMaxHeldInput = 64 * 1024;
+
 template <class Stream>
 asio::awaitable<void> Connection<Stream>::watch_peer() {
   auto self = shared_from_this();
   auto& socket = tcp_of(stream_).socket();
+  bool gone = false;
   for (;;) {
     beast::error_code ec;
     co_await socket.async_wait(tcp::socket::wait_read,
                                asio::redirect_error(asio::use_awaitable, ec));
-    if (ec || !socket.is_open()) break;
+    if (stop_watch_) break;
+    if (ec || !socket.is_open()) {
+      gone = true;
+      break;
+    }
     // Readable can be a false alarm; only a read of 0 bytes (EOF) or an error means gone.
-    char probe[4096];
-    const ssize_t n =
-        ::recv(socket.native_handle(), probe, sizeof(probe), MSG_DONTWAIT);
-    if (n > 0) continue;  // bytes from the client: discarded (the connection closes after)
+    ssize_t n = 0;
+    if (std::is_same_v<Stream, beast::tcp_stream> && !peer_data_ &&
+        buffer_.size() < kMaxHeldInput) {
+      auto space = buffer_.prepare(kMaxHeldInput - buffer_.size());
+      n = ::recv(socket.native_handle(), space.data(), space.size(), MSG_DONTWAIT);
+      if (n > 0) buffer_.commit(static_cast<std::size_t>(n));
+    } else {
+      char probe[4096];
+      n = ::recv(socket.native_handle(), probe, sizeof(probe), MSG_DONTWAIT);
+      if (n > 0) peer_data_ = true;
+    }
+    if (n > 0) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) continue;
+    gone = true;
     break;
   }
+  watching_ = false;
+  if (watch_done_) watch_done_->cancel();
+  if (!gone) co_return;
   // Empty when the response completed first: the client leaving then cancels nothing.
   auto callbacks = std::move(on_gone_);
   on_gone_.clear();
   for (auto& fn : callbacks) {
     if (fn) fn();
   }
+}
+
+template <class Stream>
+asio::awaitable<void> Connection<Stream>::stop_watching() {
+  if (!watching_) co_return;
+  stop_watch_ = true;
+  watch_done_.emplace(stream_.get_executor(), std::chrono::steady_clock::time_point::max());
+  beast::error_code ec;
+  tcp_of(stream_).socket().cancel(ec);  // only the watcher's wait is pending now
+  // The watcher runs on this connection's thread: it resumes, sees stop_watch_ and cancels
+  // the timer. If the socket could not be cancelled (closed), its wait has ended already.
+  if (watching_) {
+    co_await watch_done_->async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
+  watch_done_.reset();
+  stop_watch_ = false;
 }
 
 template <class Stream>
@@ -450,7 +493,9 @@ asio::awaitable<void> Connection<Stream>::run() {
     }
     tcp_of(stream_).expires_never();
     co_await handle(parser.release(), std::move(match), std::move(trace_id), received);
-    if (close_ || upgraded_) break;
+    if (upgraded_) break;
+    co_await stop_watching();
+    if (close_ || peer_data_) break;
   }
   if (!upgraded_) co_await finish_close();
   state_->remove(id);
@@ -601,14 +646,18 @@ asio::awaitable<void> Connection<Stream>::handle(Request req, RouteMatch match,
   if (ex.stream_) {
     // The producer pushes from its own thread; drain until it closes or the client leaves.
     auto ec = co_await ex.stream_->run();
+    bool complete = false;
     if (!ec && !ex.write_failed_) {
       beast::error_code wec;
       tcp_of(stream_).expires_after(state_->config.write_timeout);
       co_await asio::async_write(stream_, http::make_chunk_last(),
                                  asio::redirect_error(asio::use_awaitable, wec));
       tcp_of(stream_).expires_never();
+      complete = !wec;
     }
-    close_ = true;
+    // A stream cut short (client gone, write failed, aborted) ends the connection; a complete
+    // one leaves it for the next request when both sides keep it alive.
+    if (!complete) close_ = true;
   } else if (!ex.responded()) {
     co_await ex.respond(make_error(http::status::internal_server_error,
                                    "the handler produced no response", "server_error",

@@ -131,6 +131,9 @@ TEST_CASE("remote llm: talk and live turns reply what the upstream's greedy chat
   live.send({{"type", "input.text"}, {"text", text2}});
   const json done = live.until("reply.done");
   CHECK(done["text"] == greedy_chat(upstream, text2, 96));
+  // Both replies went on one upstream connection, kept alive in between.
+  CHECK(metric(front, "talkserve_llm_remote_connections_total", {{"how", "new"}}) == 1);
+  CHECK(metric(front, "talkserve_llm_remote_connections_total", {{"how", "reused"}}) == 1);
 
   // The front serves no model of its own: its OpenAI routes say so.
   auto chat = client.post_json("/v1/chat/completions",
@@ -240,6 +243,8 @@ TEST_CASE("remote llm: bad llm.remote settings stop the server with the key name
       {{"llm.remote.url=\"http://h\"", "llm.remote.model=\"m\"", "llm.remote.timeout_ms=0"}, "llm.remote.timeout_ms"},
       {{"llm.remote.url=\"http://h\"", "llm.remote.model=\"m\"", "llm.remote.ca_file=\"/nonexistent.pem\""}, "llm.remote.ca_file"},
       {{"llm.remote.url=\"http://h\"", "llm.remote.model=\"m\"", "llm.remote.colour=1"}, "llm.remote.colour: unknown key"},
+      {{"llm.remote.url=\"http://h\"", "llm.remote.model=\"m\"", "llm.remote.keepalive_ms=-1"}, "llm.remote.keepalive_ms must be between 0 and 3600000"},
+      {{"llm.remote.url=\"http://h\"", "llm.remote.model=\"m\"", "llm.remote.max_idle_connections=2000"}, "llm.remote.max_idle_connections must be between 0 and 1024"},
   };
   for (const auto& c : cases) {
     std::vector<std::string> args = base_args();

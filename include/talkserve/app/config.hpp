@@ -38,6 +38,8 @@ struct LlmRemoteSection {
   int backoff_ms = 200;                 // first retry's delay; doubles, with jitter
   int max_backoff_ms = 5000;            // cap, and the longest Retry-After honoured
   std::string ca_file;                  // PEM CAs to trust for https ("" = the system store)
+  int keepalive_ms = 4000;              // reuse an idle connection this long; 0 = one per reply
+  int max_idle_connections = 16;        // idle connections kept for reuse
   bool probe = false;                   // start-up: GET {base}/v1/models must list `model`
   void validate() const;
 };

@@ -10,6 +10,13 @@
 // retry would repeat it, so a failure then ends the reply with an error. cancel() closes the
 // socket: the upstream sees the disconnect and stops generating.
 //
+// Connections are kept alive between replies (HTTP/1.1 persistent connections): a reply that
+// ended cleanly leaves its connection idle for the next chat(), which then skips the TCP
+// connect and TLS handshake (round trips to a remote fleet). An idle connection is used for at
+// most `keepalive` and is dropped earlier if the upstream closed it; one the upstream closed
+// just as it was reused fails before any response and the request goes on a new connection,
+// without counting as a retry. A cancelled or failed reply's connection is never reused.
+//
 // Thread-safety: every public method may be called from any thread. on_text / on_done run on
 // the backend's I/O thread: they must be short and must not block (post to your executor).
 
@@ -38,6 +45,10 @@ struct RemoteChatConfig {
   std::chrono::milliseconds backoff{200};            // first retry's delay (doubles)
   std::chrono::milliseconds max_backoff{5'000};      // cap, and the longest Retry-After obeyed
   std::string ca_file;        // PEM CA bundle to trust instead of the system store
+  // How long an idle connection may be reused (keep it under the upstream's own keep-alive
+  // timeout: uvicorn's, under vLLM, is 5 s); 0 = a new connection per request.
+  std::chrono::milliseconds keepalive{4'000};
+  std::size_t max_idle_connections = 16;  // idle connections kept; the oldest go first
   int context_length = 4096;  // the upstream model's context (tokens)
 };
 

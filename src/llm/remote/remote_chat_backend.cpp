@@ -18,6 +18,9 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
+
+#include <cerrno>
 
 #include <algorithm>
 #include <atomic>
@@ -74,6 +77,30 @@ struct Call {
 
 std::string ms_text(std::chrono::milliseconds d) { return std::to_string(d.count()) + " ms"; }
 
+using PlainStream = beast::tcp_stream;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+
+// A kept-alive connection between two replies.
+template <typename Stream>
+struct IdleConnection {
+  std::unique_ptr<Stream> stream;
+  std::chrono::steady_clock::time_point since;
+};
+
+// What one request/response exchange on a connection left behind.
+struct Exchange {
+  bool head = false;      // a response head arrived (the upstream took the request)
+  bool reusable = false;  // the response ended cleanly and the upstream keeps the connection
+};
+
+// False when the peer has closed the connection (or sent something unasked, e.g. a TLS alert):
+// a non-blocking peek that finds nothing to read means it is still open and idle.
+bool idle_and_open(tcp::socket& socket) {
+  char c = 0;
+  const ssize_t n = ::recv(socket.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
 // Clears Call::socket when the attempt's stream goes away.
 struct SocketSlot {
   SocketSlot(Call& c, beast::tcp_stream& s) : call(c) { call.socket = &s; }
@@ -97,8 +124,15 @@ struct RemoteChatBackend::Impl {
   std::mutex mutex;  // guards calls
   std::unordered_map<RequestId, std::shared_ptr<Call>> calls;
   std::mt19937_64 rng{std::random_device{}()};  // I/O thread only
+  // Kept-alive connections, most recently used last; the I/O thread only. Declared after
+  // `tls` and `ioc`, which they use.
+  std::vector<IdleConnection<PlainStream>> idle_plain;
+  std::vector<IdleConnection<TlsStream>> idle_tls;
   obs::MetricsRegistry* metrics = nullptr;
   obs::Counter* retries = nullptr;
+  obs::Counter* connections_new = nullptr;
+  obs::Counter* connections_reused = nullptr;
+  obs::Counter* connections_stale = nullptr;
   obs::Gauge* running = nullptr;
   std::mutex stop_mutex;
 
@@ -123,6 +157,16 @@ struct RemoteChatBackend::Impl {
                                   "before any text arrived");
       running = &metrics->gauge("talkserve_llm_remote_requests_running",
                                 "Chat requests streaming from the remote LLM upstream");
+      auto conn = [this](const char* how) {
+        return &metrics->counter("talkserve_llm_remote_connections_total",
+                                 "Connections the remote LLM backend sent a chat request on: "
+                                 "new, reused (kept alive), or stale (reused, but the upstream "
+                                 "had closed it; the request went on another)",
+                                 {{"how", how}});
+      };
+      connections_new = conn("new");
+      connections_reused = conn("reused");
+      connections_stale = conn("stale");
       for (const char* o : {"ok", "cancelled", "upstream_error", "unreachable", "timeout",
                             "tls_error", "protocol_error"}) {
         count(o, 0);  // every outcome series exists from the start (rates need a zero)
@@ -152,6 +196,8 @@ struct RemoteChatBackend::Impl {
         for (auto& [id, c] : calls) all.push_back(c);
       }
       for (auto& c : all) abort(*c, "the server is stopping");
+      idle_plain.clear();
+      idle_tls.clear();
     });
     work.reset();
     thread.join();
@@ -205,14 +251,58 @@ struct RemoteChatBackend::Impl {
     return body.dump();
   }
 
+  // keep_alive false: "Connection: close" (the probe, or keepalive = 0). Either way a closed
+  // socket is how cancel() tells the upstream to stop generating.
   template <typename Body>
-  void set_common_headers(http::request<Body>& req) const {
+  void set_common_headers(http::request<Body>& req, bool keep_alive) const {
     req.set(http::field::host, url.host_header());
     req.set(http::field::user_agent, "talkserve");
-    // One connection per request: the reply is a long stream anyway, and a closed socket is
-    // how cancel() tells the upstream to stop generating.
-    req.set(http::field::connection, "close");
+    if (!keep_alive) req.set(http::field::connection, "close");
     if (!cfg.api_key.empty()) req.set(http::field::authorization, "Bearer " + cfg.api_key);
+  }
+
+  bool keep_alive() const { return cfg.keepalive.count() > 0 && cfg.max_idle_connections > 0; }
+
+  template <typename Stream>
+  std::vector<IdleConnection<Stream>>& idle() {
+    if constexpr (std::is_same_v<Stream, PlainStream>) {
+      return idle_plain;
+    } else {
+      return idle_tls;
+    }
+  }
+
+  template <typename Stream>
+  std::unique_ptr<Stream> new_stream(const asio::any_io_executor& ex) {
+    if constexpr (std::is_same_v<Stream, PlainStream>) {
+      return std::make_unique<PlainStream>(ex);
+    } else {
+      return std::make_unique<TlsStream>(ex, tls);
+    }
+  }
+
+  // The most recently used idle connection that is young enough and still open, or null.
+  template <typename Stream>
+  std::unique_ptr<Stream> take_idle() {
+    auto& pool = idle<Stream>();
+    const auto now = std::chrono::steady_clock::now();
+    while (!pool.empty()) {
+      IdleConnection<Stream> c = std::move(pool.back());
+      pool.pop_back();
+      if (now - c.since < cfg.keepalive &&
+          idle_and_open(beast::get_lowest_layer(*c.stream).socket())) {
+        return std::move(c.stream);
+      }
+    }
+    return nullptr;
+  }
+
+  template <typename Stream>
+  void put_idle(std::unique_ptr<Stream> stream) {
+    if (!keep_alive() || stopping.load()) return;
+    auto& pool = idle<Stream>();
+    if (pool.size() >= cfg.max_idle_connections) pool.erase(pool.begin());
+    pool.push_back({std::move(stream), std::chrono::steady_clock::now()});
   }
 
   Failure transport_failure(const std::string& step, const beast::error_code& ec,
@@ -258,6 +348,9 @@ struct RemoteChatBackend::Impl {
         return ok;
       });
       co_await stream.async_handshake(ssl::stream_base::client, redirect_error(use_awaitable, ec));
+      // The callback above refers to this frame's `wrong_name`: a kept-alive connection must
+      // not keep it.
+      stream.set_verify_callback(ssl::host_name_verification(url.host));
       if (ec) {
         if (ec == beast::error::timeout) {
           co_return transport_failure("the TLS handshake", ec, cfg.connect_timeout,
@@ -350,12 +443,13 @@ struct RemoteChatBackend::Impl {
     return std::nullopt;
   }
 
-  // Sends the chat request on a connected stream and relays its events.
+  // Sends the chat request on a connected stream and relays its events; `x` says whether the
+  // upstream answered at all and whether the connection can carry the next request.
   template <typename Stream>
-  asio::awaitable<std::optional<Failure>> stream_chat(Stream& stream, Call& call) {
+  asio::awaitable<std::optional<Failure>> stream_chat(Stream& stream, Call& call, Exchange& x) {
     auto& socket = beast::get_lowest_layer(stream);
     http::request<http::string_body> req{http::verb::post, url.target("/v1/chat/completions"), 11};
-    set_common_headers(req);
+    set_common_headers(req, keep_alive());
     req.set(http::field::content_type, "application/json");
     req.set(http::field::accept, "text/event-stream");
     req.body() = call.body;
@@ -370,6 +464,7 @@ struct RemoteChatBackend::Impl {
     parser.body_limit(std::numeric_limits<std::uint64_t>::max());  // a stream; idle-bounded
     co_await http::async_read_header(stream, buffer, parser, redirect_error(use_awaitable, ec));
     if (ec) co_return transport_failure("waiting for the response", ec, cfg.timeout, "timeout_ms");
+    x.head = true;
     const int status = static_cast<int>(parser.get().result_int());
     if (status != 200) {
       const std::string body = co_await read_error_body(stream, buffer, parser);
@@ -406,6 +501,22 @@ struct RemoteChatBackend::Impl {
       co_return Failure{502, "LLM upstream " + url.origin() + " ended the stream before [DONE]",
                         true, std::nullopt, "protocol_error"};
     }
+    // The end of the body (a chunked stream's last chunk) normally comes with [DONE]; read it
+    // briefly so the connection can be reused (a close-delimited body cannot be: no wait).
+    // Nothing after [DONE] is an event.
+    if (done && keep_alive() && parser.keep_alive() && !call.cancelled) {
+      const auto limit =
+          std::min<std::chrono::milliseconds>(cfg.idle_timeout, std::chrono::milliseconds(500));
+      while (!parser.is_done()) {
+        parser.get().body().data = chunk;
+        parser.get().body().size = sizeof chunk;
+        socket.expires_after(limit);
+        co_await http::async_read_some(stream, buffer, parser, redirect_error(use_awaitable, ec));
+        if (ec == http::error::need_buffer) ec = {};
+        if (ec) break;
+      }
+      x.reusable = !ec && parser.is_done() && parser.keep_alive() && buffer.size() == 0;
+    }
     co_return std::nullopt;
   }
 
@@ -423,26 +534,54 @@ struct RemoteChatBackend::Impl {
     co_return std::nullopt;
   }
 
+  // The request on a kept-alive connection.
   template <typename Stream>
-  asio::awaitable<std::optional<Failure>> attempt_on(Stream& stream, Call& call,
-                                                     const tcp::resolver::results_type& eps) {
+  asio::awaitable<std::optional<Failure>> exchange_on(Stream& stream, Call& call, Exchange& x) {
+    SocketSlot slot(call, beast::get_lowest_layer(stream));
+    if (call.cancelled) co_return std::nullopt;
+    co_return co_await stream_chat(stream, call, x);
+  }
+
+  // A new connection, then the request.
+  template <typename Stream>
+  asio::awaitable<std::optional<Failure>> connect_and_exchange(
+      Stream& stream, Call& call, const tcp::resolver::results_type& eps, Exchange& x) {
     SocketSlot slot(call, beast::get_lowest_layer(stream));
     if (call.cancelled) co_return std::nullopt;
     if (auto f = co_await connect(stream, eps)) co_return f;
     if (call.cancelled) co_return std::nullopt;
-    co_return co_await stream_chat(stream, call);
+    if (connections_new) connections_new->inc();
+    co_return co_await stream_chat(stream, call, x);
+  }
+
+  template <typename Stream>
+  asio::awaitable<std::optional<Failure>> attempt_with(Call& call) {
+    while (auto stream = take_idle<Stream>()) {
+      Exchange x;
+      std::optional<Failure> f = co_await exchange_on(*stream, call, x);
+      // Closed by the upstream just now (reset, end of stream): not its answer to this
+      // request, so not an attempt. A timeout is not that: the upstream may just be busy.
+      if (f && !x.head && !call.delivered && !call.cancelled && f->outcome == "unreachable") {
+        if (connections_stale) connections_stale->inc();
+        continue;
+      }
+      if (connections_reused) connections_reused->inc();
+      if (!f && x.reusable && !call.cancelled) put_idle(std::move(stream));
+      co_return f;
+    }
+    tcp::resolver::results_type endpoints;
+    if (auto f = co_await resolve(endpoints)) co_return f;
+    const auto ex = co_await asio::this_coro::executor;
+    auto stream = new_stream<Stream>(ex);
+    Exchange x;
+    std::optional<Failure> f = co_await connect_and_exchange(*stream, call, endpoints, x);
+    if (!f && x.reusable && !call.cancelled) put_idle(std::move(stream));
+    co_return f;
   }
 
   asio::awaitable<std::optional<Failure>> attempt(Call& call) {
-    tcp::resolver::results_type endpoints;
-    if (auto f = co_await resolve(endpoints)) co_return f;
-    auto ex = co_await asio::this_coro::executor;
-    if (url.tls) {
-      beast::ssl_stream<beast::tcp_stream> stream(ex, tls);
-      co_return co_await attempt_on(stream, call, endpoints);
-    }
-    beast::tcp_stream stream(ex);
-    co_return co_await attempt_on(stream, call, endpoints);
+    if (url.tls) co_return co_await attempt_with<TlsStream>(call);
+    co_return co_await attempt_with<PlainStream>(call);
   }
 
   asio::awaitable<void> run(std::shared_ptr<Call> call) {
@@ -523,7 +662,7 @@ struct RemoteChatBackend::Impl {
   asio::awaitable<std::string> probe_on(Stream& stream, const tcp::resolver::results_type& eps) {
     if (auto f = co_await connect(stream, eps)) co_return f->message;
     http::request<http::empty_body> req{http::verb::get, url.target("/v1/models"), 11};
-    set_common_headers(req);
+    set_common_headers(req, false);
     beast::error_code ec;
     beast::get_lowest_layer(stream).expires_after(cfg.timeout);
     co_await http::async_write(stream, req, redirect_error(use_awaitable, ec));

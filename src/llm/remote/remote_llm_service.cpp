@@ -33,6 +33,8 @@ RemoteChatConfig backend_config(const app::LlmRemoteSection& s) {
   c.backoff = std::chrono::milliseconds(s.backoff_ms);
   c.max_backoff = std::chrono::milliseconds(s.max_backoff_ms);
   c.ca_file = s.ca_file;
+  c.keepalive = std::chrono::milliseconds(s.keepalive_ms);
+  c.max_idle_connections = static_cast<std::size_t>(s.max_idle_connections);
   return c;
 }
 

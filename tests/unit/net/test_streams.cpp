@@ -106,7 +106,8 @@ std::vector<std::string> fill_until_blocked(StreamWriter& w, DrainCounter& drain
 
 }  // namespace
 
-TEST_CASE("SSE: events arrive in push order and close ends the response", "[net][stream]") {
+TEST_CASE("SSE: events arrive in push order, close ends the response, the connection stays",
+          "[net][stream]") {
   ThreadBag producers;
   Router r;
   r.add(verb::post, "/v1/chat/completions", [&](HttpExchange& ex) -> asio::awaitable<void> {
@@ -135,13 +136,62 @@ TEST_CASE("SSE: events arrive in push order and close ends the response", "[net]
   CHECK(res[http::field::content_type] == "text/event-stream");
   CHECK(res[http::field::cache_control] == "no-cache");
   CHECK(res.chunked());
-  CHECK_FALSE(res.keep_alive());
+  CHECK(res.keep_alive());  // a complete stream leaves the connection for the next request
   CHECK(res["X-Request-Id"] == "sse-1");
   std::string expected;
   for (int i = 0; i < 200; ++i) expected += "data: {\"i\":" + std::to_string(i) + "}\n\n";
   expected += "data: [DONE]\n\n";
   CHECK(res.body() == expected);
+
+  // The next stream on the same connection (as an OpenAI client's pool sends it).
+  auto again = c.roundtrip(verb::post, "/v1/chat/completions", "{}", {{"X-Request-Id", "sse-2"}});
+  CHECK(again.result() == http::status::ok);
+  CHECK(again["X-Request-Id"] == "sse-2");
+  CHECK(again.body() == expected);
+  CHECK(ts.server().connections() == 1);
+
+  // Connection: close is honoured.
+  auto last = c.roundtrip(verb::post, "/v1/chat/completions", "{}", {{"Connection", "close"}});
+  CHECK(last.body() == expected);
+  CHECK_FALSE(last.keep_alive());
   CHECK(c.wait_closed(2s));
+}
+
+TEST_CASE("SSE: a request sent while a stream runs is answered after it", "[net][stream]") {
+  Event release;
+  ThreadBag producers;
+  Router r;
+  r.add(verb::get, "/stream", [&](HttpExchange& ex) -> asio::awaitable<void> {
+    auto w = co_await ex.start_stream("text/event-stream");
+    producers.spawn([w, &release] {
+      w->push(sse_event("first"));
+      release.wait_for(5s);
+      w->push(sse_event("second"));
+      w->close();
+    });
+  });
+  r.add(verb::get, "/quick", [](HttpExchange& ex) -> asio::awaitable<void> {
+    co_await ex.respond(make_json(http::status::ok, "{\"quick\":true}"));
+  });
+  TestServer ts(std::move(r));
+  ts.on_shutdown([&] { producers.join(); });
+  HttpTestClient c(ts.port());
+  http::request<http::string_body> first{verb::get, "/stream", 11};
+  first.set(http::field::host, "localhost");
+  REQUIRE_FALSE(c.send(first));
+  // Pipelined behind the running stream: held until the stream ends, then answered.
+  http::request<http::string_body> second{verb::get, "/quick", 11};
+  second.set(http::field::host, "localhost");
+  REQUIRE_FALSE(c.send(second));
+  std::this_thread::sleep_for(100ms);
+  release.set();
+  auto a = c.read_response(5s);
+  REQUIRE(a);
+  CHECK(a->body() == "data: first\n\ndata: second\n\n");
+  auto b = c.read_response(5s);
+  REQUIRE(b);
+  CHECK(b->result() == http::status::ok);
+  CHECK(b->body() == "{\"quick\":true}");
 }
 
 TEST_CASE("SSE: pushes from the handler itself and a custom status", "[net][stream]") {
@@ -347,10 +397,15 @@ TEST_CASE("watch_disconnect: silent when the response completes", "[net][disconn
   HttpTestClient c(ts.port());
   auto res = c.roundtrip(verb::get, "/quick");
   CHECK(res.result() == http::status::ok);
-  CHECK_FALSE(res.keep_alive());  // a watched connection is not reused
-  CHECK(c.wait_closed(2s));
+  CHECK(res.keep_alive());  // the watcher stops with the response; the connection stays
   // Once the server dropped the callback it can no longer run; it must not have run before.
   REQUIRE(probe_gone.wait_for(2s));
+  CHECK_FALSE(fired.is_set());
+  // The connection serves the next request, and the client leaving now fires nothing.
+  CHECK(c.roundtrip(verb::get, "/quick").result() == http::status::ok);
+  c.close();
+  CHECK(ts.server().wait_idle(2s));
+  std::this_thread::sleep_for(50ms);
   CHECK_FALSE(fired.is_set());
 }
 

@@ -1,7 +1,10 @@
 #pragma once
 // A tiny HTTP/1.1 server on 127.0.0.1 (plain or TLS) whose answers a test writes byte by
 // byte: each connection runs on its own thread, reads one request and hands it to the test's
-// handler with a `write` that returns false once the client has gone away. This lets the
+// handler with a `write` that returns false once the client has gone away. With keep_alive()
+// a connection serves requests until the client closes it, `max_requests` have been served
+// on it, or the handler writes nothing (the server then closes it without an answer, as a
+// server that timed the idle connection out just as the request came). This lets the
 // remote backend's tests script what real LLM servers do (429 + Retry-After, a stream that
 // stops half-way, a client that cancels) without timing games.
 
@@ -12,6 +15,7 @@
 #include <boost/beast/http.hpp>
 
 #include <atomic>
+#include <cstdio>
 #include <functional>
 #include <mutex>
 #include <optional>
@@ -66,6 +70,10 @@ class ScriptedUpstream {
   std::string url() const {
     return std::string(ctx_ ? "https" : "http") + "://127.0.0.1:" + std::to_string(port_);
   }
+  // Serve several requests per connection (answers must then be length-delimited or chunked).
+  // Call before the first connection.
+  void keep_alive(int max_requests = 1'000'000) { max_requests_.store(max_requests); }
+
   int requests() const { return requests_.load(); }
   int connections() const { return connections_.load(); }
   std::vector<Request> received() const {
@@ -89,6 +97,17 @@ class ScriptedUpstream {
            std::string(reason) + "\"}]}\n\ndata: {\"choices\":[],\"usage\":{\"prompt_tokens\":"
            "11,\"completion_tokens\":3,\"total_tokens\":14}}\n\ndata: [DONE]\n\n";
   }
+  // The head of a streamed reply on a kept-alive connection, and its chunks.
+  static std::string sse_chunked_head() {
+    return "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n";
+  }
+  static std::string chunk(std::string_view data) {
+    char size[32];
+    std::snprintf(size, sizeof size, "%zx\r\n", data.size());
+    return size + std::string(data) + "\r\n";
+  }
+  static std::string last_chunk() { return "0\r\n\r\n"; }
+
   static std::string response(int status, std::string_view body, std::string_view extra = {}) {
     return "HTTP/1.1 " + std::to_string(status) + " Status\r\nContent-Type: application/json\r\n" +
            std::string(extra) + "Content-Length: " + std::to_string(body.size()) +
@@ -113,22 +132,28 @@ class ScriptedUpstream {
   void serve_on(Stream& stream) {
     namespace http = boost::beast::http;
     boost::beast::flat_buffer buffer;
-    Request req;
-    boost::system::error_code ec;
-    http::read(stream, buffer, req, ec);
-    if (ec) return;
-    int index = 0;
-    {
-      std::lock_guard lock(mutex_);
-      received_.push_back(req);
-      index = requests_.fetch_add(1);
+    const int max_requests = max_requests_.load();
+    for (int served = 0; served < max_requests; ++served) {
+      Request req;
+      boost::system::error_code ec;
+      http::read(stream, buffer, req, ec);
+      if (ec || stopping_) return;
+      int index = 0;
+      {
+        std::lock_guard lock(mutex_);
+        received_.push_back(req);
+        index = requests_.fetch_add(1);
+      }
+      bool wrote = false;
+      Write write = [&stream, &wrote](std::string_view bytes) {
+        wrote = true;
+        boost::system::error_code wec;
+        boost::asio::write(stream, boost::asio::buffer(bytes.data(), bytes.size()), wec);
+        return !wec;
+      };
+      handler_(req, index, write);
+      if (!wrote) return;
     }
-    Write write = [&stream](std::string_view bytes) {
-      boost::system::error_code wec;
-      boost::asio::write(stream, boost::asio::buffer(bytes.data(), bytes.size()), wec);
-      return !wec;
-    };
-    handler_(req, index, write);
   }
 
   void serve(boost::asio::ip::tcp::socket socket) {
@@ -162,6 +187,7 @@ class ScriptedUpstream {
   std::atomic<int> requests_{0};
   std::atomic<int> connections_{0};
   std::atomic<int> failed_handshakes_{0};
+  std::atomic<int> max_requests_{1};
 };
 
 }  // namespace talkserve::test

@@ -348,3 +348,137 @@ TEST_CASE("remote backend: a bad url or ca_file is refused at construction", "[l
   cfg.ca_file = "/nonexistent/ca.pem";
   CHECK_THROWS_WITH(RemoteChatBackend(cfg, nullptr), Catch::Contains("llm.remote.ca_file"));
 }
+
+namespace {
+
+// A complete streamed reply on a kept-alive connection (chunked).
+void chunked_reply(const ScriptedUpstream::Write& write, std::string_view text) {
+  write(ScriptedUpstream::sse_chunked_head() +
+        ScriptedUpstream::chunk(ScriptedUpstream::delta(text)) +
+        ScriptedUpstream::chunk(ScriptedUpstream::finish("stop")) + ScriptedUpstream::last_chunk());
+}
+
+// "<prefix><i>" (append: GCC 12 warns falsely about `"literal" + std::string`).
+std::string numbered(std::string prefix, int i) { return prefix.append(std::to_string(i)); }
+
+double connections(talkserve::obs::MetricsRegistry& m, const std::string& how) {
+  return m.counter("talkserve_llm_remote_connections_total", "", {{"how", how}}).value();
+}
+
+std::string chat_text(RemoteChatBackend& backend) {
+  Reply r;
+  backend.chat(kHello, ChatOptions{}, r.on_text(), r.on_done());
+  const auto out = r.wait();
+  INFO(out.message);
+  CHECK(out.reason == FinishReason::stop);
+  return r.text;
+}
+
+}  // namespace
+
+TEST_CASE("remote backend: replies reuse one kept-alive connection", "[llm][remote]") {
+  ScriptedUpstream up([](const auto&, int index, const auto& write) {
+    chunked_reply(write, numbered("reply ", index));
+  });
+  up.keep_alive();
+  talkserve::obs::MetricsRegistry metrics;
+  RemoteChatBackend backend(config_for(up.url()), &metrics);
+  for (int i = 0; i < 3; ++i) CHECK(chat_text(backend) == numbered("reply ", i));
+  CHECK(up.requests() == 3);
+  CHECK(up.connections() == 1);
+  CHECK(connections(metrics, "new") == 1);
+  CHECK(connections(metrics, "reused") == 2);
+  CHECK(connections(metrics, "stale") == 0);
+  for (const auto& req : up.received()) CHECK(req["Connection"] != "close");
+  CHECK(counter(metrics, "ok") == 3);
+}
+
+TEST_CASE("remote backend: keepalive 0 opens a connection per reply", "[llm][remote]") {
+  ScriptedUpstream up([](const auto&, int, const auto& write) { chunked_reply(write, "hi"); });
+  up.keep_alive();
+  talkserve::obs::MetricsRegistry metrics;
+  auto cfg = config_for(up.url());
+  cfg.keepalive = 0ms;
+  RemoteChatBackend backend(cfg, &metrics);
+  CHECK(chat_text(backend) == "hi");
+  CHECK(chat_text(backend) == "hi");
+  CHECK(up.connections() == 2);
+  for (const auto& req : up.received()) CHECK(req["Connection"] == "close");
+  CHECK(connections(metrics, "reused") == 0);
+}
+
+TEST_CASE("remote backend: a connection the upstream closed is not reused, and costs no retry",
+          "[llm][remote]") {
+  SECTION("closed while idle: seen before use") {
+    ScriptedUpstream up([](const auto&, int index, const auto& write) {
+      chunked_reply(write, numbered("r", index));
+    });
+    up.keep_alive(1);  // the upstream closes each connection after one reply
+    talkserve::obs::MetricsRegistry metrics;
+    RemoteChatBackend backend(config_for(up.url()), &metrics);
+    CHECK(chat_text(backend) == "r0");
+    std::this_thread::sleep_for(50ms);  // the upstream's FIN arrives
+    CHECK(chat_text(backend) == "r1");
+    CHECK(up.requests() == 2);
+    CHECK(up.connections() == 2);
+    CHECK(connections(metrics, "new") == 2);
+    CHECK(connections(metrics, "stale") == 0);
+  }
+  SECTION("closed as the request came: sent again on a new connection") {
+    ScriptedUpstream up([](const auto&, int index, const auto& write) {
+      if (index == 1) return;  // the reused connection: closed without an answer
+      chunked_reply(write, numbered("r", index));
+    });
+    up.keep_alive();
+    talkserve::obs::MetricsRegistry metrics;
+    RemoteChatBackend backend(config_for(up.url()), &metrics);
+    CHECK(chat_text(backend) == "r0");
+    CHECK(chat_text(backend) == "r2");
+    CHECK(up.requests() == 3);
+    CHECK(up.connections() == 2);
+    CHECK(connections(metrics, "stale") == 1);
+    CHECK(connections(metrics, "new") == 2);
+    CHECK(retries(metrics) == 0);
+    CHECK(counter(metrics, "ok") == 2);
+  }
+  SECTION("idle longer than keepalive: not reused") {
+    ScriptedUpstream up([](const auto&, int, const auto& write) { chunked_reply(write, "hi"); });
+    up.keep_alive();
+    talkserve::obs::MetricsRegistry metrics;
+    auto cfg = config_for(up.url());
+    cfg.keepalive = 30ms;
+    RemoteChatBackend backend(cfg, &metrics);
+    CHECK(chat_text(backend) == "hi");
+    std::this_thread::sleep_for(60ms);
+    CHECK(chat_text(backend) == "hi");
+    CHECK(up.connections() == 2);
+    CHECK(connections(metrics, "reused") == 0);
+  }
+}
+
+TEST_CASE("remote backend: a cancelled reply's connection is closed, not reused", "[llm][remote]") {
+  std::atomic<bool> release{false};
+  ScriptedUpstream up([&](const auto&, int index, const auto& write) {
+    if (index == 0) {
+      write(ScriptedUpstream::sse_chunked_head() +
+            ScriptedUpstream::chunk(ScriptedUpstream::delta("partial")));
+      // Keep streaming keep-alive comments until the client goes away.
+      while (!release.load() && write(ScriptedUpstream::chunk(": ping\n\n")))
+        std::this_thread::sleep_for(5ms);
+      return;
+    }
+    chunked_reply(write, "next");
+  });
+  up.keep_alive();
+  talkserve::obs::MetricsRegistry metrics;
+  RemoteChatBackend backend(config_for(up.url()), &metrics);
+  Reply r;
+  const auto id = backend.chat(kHello, ChatOptions{}, r.on_text(), r.on_done());
+  REQUIRE(r.wait_text());
+  backend.cancel(id);
+  CHECK(r.wait().reason == FinishReason::cancelled);
+  CHECK(chat_text(backend) == "next");
+  release = true;
+  CHECK(up.connections() == 2);
+  CHECK(connections(metrics, "reused") == 0);
+}

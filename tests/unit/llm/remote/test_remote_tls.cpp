@@ -95,6 +95,32 @@ TEST_CASE("remote tls: a certificate signed by ca_file is verified, by IP and by
   CHECK(up.failed_handshakes() == 0);
 }
 
+TEST_CASE("remote tls: replies reuse the verified connection, with no new handshake",
+          "[llm][remote][tls]") {
+  TempDir dir;
+  const auto cert = make_cert(dir, "upstream", "DNS:localhost,IP:127.0.0.1");
+  ScriptedUpstream up(
+      [](const ScriptedUpstream::Request&, int, const ScriptedUpstream::Write& write) {
+        write(ScriptedUpstream::sse_chunked_head() +
+              ScriptedUpstream::chunk(ScriptedUpstream::delta("secure")) +
+              ScriptedUpstream::chunk(ScriptedUpstream::finish("stop")) +
+              ScriptedUpstream::last_chunk());
+      },
+      cert);
+  up.keep_alive();
+  RemoteChatBackend backend(
+      tls_config("https://localhost:" + std::to_string(up.port()), cert.cert_file), nullptr);
+  for (int i = 0; i < 3; ++i) {
+    std::string text;
+    const auto out = run_chat(backend, text);
+    INFO(out.message);
+    CHECK(out.reason == FinishReason::stop);
+    CHECK(text == "secure");
+  }
+  CHECK(up.requests() == 3);
+  CHECK(up.connections() == 1);
+}
+
 TEST_CASE("remote tls: an untrusted certificate fails verification clearly, without retries",
           "[llm][remote][tls]") {
   TempDir dir;
