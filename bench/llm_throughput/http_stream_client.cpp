@@ -238,6 +238,18 @@ std::string ServerProcess::stderr_tail() const {
 
 HttpTarget ServerProcess::wait_ready(std::chrono::milliseconds timeout) {
   const auto deadline = Clock::now() + timeout;
+  HttpTarget t = wait_listening(timeout);
+  // The model loads after the socket is bound: poll readiness (a child process has no
+  // notification to wait on).
+  while (get_status(t, "/readyz") != 200) {
+    if (Clock::now() > deadline) throw std::runtime_error("/readyz not 200 in time" + stderr_tail());
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return t;
+}
+
+HttpTarget ServerProcess::wait_listening(std::chrono::milliseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
   const std::string marker = "talkserve listening on ";
   std::string out;
   std::string hostport;
@@ -269,12 +281,6 @@ HttpTarget ServerProcess::wait_ready(std::chrono::milliseconds timeout) {
   const auto colon = hostport.rfind(':');
   t.host = hostport.substr(0, colon);
   t.port = hostport.substr(colon + 1);
-  // The model loads after the socket is bound: poll readiness (a child process has no
-  // notification to wait on).
-  while (get_status(t, "/readyz") != 200) {
-    if (Clock::now() > deadline) throw std::runtime_error("/readyz not 200 in time" + stderr_tail());
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
   return t;
 }
 

@@ -60,6 +60,8 @@ class ServerProcess {
 
   // Waits for the listening line, then for GET /readyz == 200. Throws with the stderr tail.
   HttpTarget wait_ready(std::chrono::milliseconds timeout);
+  // The listening line only (a TLS listener, which the plain readiness probe cannot ask).
+  HttpTarget wait_listening(std::chrono::milliseconds timeout);
   void stop();
   std::string stderr_tail() const;
 

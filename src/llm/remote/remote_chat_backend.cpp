@@ -331,6 +331,9 @@ struct RemoteChatBackend::Impl {
     socket.expires_after(cfg.connect_timeout);
     co_await socket.async_connect(endpoints, redirect_error(use_awaitable, ec));
     if (ec) co_return transport_failure("connecting", ec, cfg.connect_timeout, "connect_timeout_ms");
+    // A request is small writes (TLS records, head and body): without this, Nagle holds the
+    // last one until the upstream's delayed ACK (40 ms) on a kept-alive connection.
+    socket.socket().set_option(tcp::no_delay(true), ec);
     if constexpr (!std::is_same_v<Stream, beast::tcp_stream>) {
       boost::system::error_code addr_ec;
       asio::ip::make_address(url.host, addr_ec);
