@@ -2,22 +2,21 @@
 # Sanitizer builds and their tests, as CI runs them (.ci/run). Two trees:
 #
 #   asan  TALKSERVE_SANITIZE="address;undefined", RelWithDebInfo at -O1 -g1 with assertions
-#         on. Modules: by default the ones without libtorch (sched, obs, gateway, net, media,
-#         cache, app) and the LLM (tokenizers, model, paged KV engine, OpenAI API), which fits
-#         the per-push CI budget on a 2-core machine: their unit tests, the LLM's tests with
-#         the real stories260K model, and the integration tests that need no speech or talk
-#         service (this tree's server has none; see tests/integration/CMakeLists.txt), the
-#         LLM's HTTP routes among them; --full builds every module (speech, avatar and the talk
-#         pipeline too) and runs the unit and integration tests (ctest -LE e2e: the e2e
-#         tests need node and chromium and test the same server), the integration tests
-#         starting the real talkserve binary built with ASan too: a nightly run.
+#         on. Every module (speech, avatar, the talk pipeline and the LLM with the real
+#         models), and every unit and integration test (ctest -LE e2e: the e2e tests need node
+#         and chromium and test the same server), the integration tests starting the real
+#         talkserve binary built with ASan too. About 27 min to build and 7 min to test on the
+#         2-core machine. --quick builds only the modules without speech or talk (sched, obs,
+#         gateway, net, media, cache, llm, app) and runs their tests (the integration tests
+#         that need no speech or talk service; see tests/integration/CMakeLists.txt): about a
+#         third of the time, for a quick local check.
 #   tsan  TALKSERVE_SANITIZE=thread, the modules without libtorch (sched, obs, gateway, net,
 #         cache, media, avatar, and pipeline's core: sessions, live messages, the frame
 #         pipeline; libtorch's and OpenBLAS's thread pools are not instrumented and would only
 #         give false reports); runs their unit tests but those of media and avatar (third-party
 #         codec and image libraries, see tsan_step).
 #
-#   scripts/ci-sanitizers.sh [--only asan|tsan] [--full] [--no-build] [--help] [-- ctest arguments...]
+#   scripts/ci-sanitizers.sh [--only asan|tsan] [--quick] [--no-build] [--help] [-- ctest arguments...]
 #
 # Environment:
 #   TALKSERVE_ASAN_BUILD_DIR  default <repo>/build-asan
@@ -36,14 +35,15 @@ usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; }
 
 only=""
 build=1
-full=0
+full=1
 ctest_args=()
 while (($#)); do
   case "$1" in
     --only) (($# >= 2)) || die "--only needs asan or tsan"; only="$2"; shift ;;
     --only=*) only="${1#--only=}" ;;
     --no-build) build=0 ;;
-    --full) full=1 ;;
+    --full) full=1 ;;  # the default; kept for older command lines
+    --quick) full=0 ;;
     -h | --help) usage; exit 0 ;;
     --) shift; ctest_args=("$@"); break ;;
     *) die "unknown argument: $1 (see --help)" ;;
@@ -123,9 +123,8 @@ asan_step() {
     ASAN_OPTIONS=detect_leaks=0 cmake --build "$asan_dir" -j"$jobs" || return 1
     say "asan: build took $((SECONDS - start)) s"
   fi
-  # The per-push module set has no speech or talk pipeline: its integration tests are the
-  # ones that need neither (--full builds and runs them all). The LLM's tests carry the label
-  # llm only.
+  # --quick's module set has no speech or talk pipeline: its integration tests are the ones
+  # that need neither. The LLM's tests carry the label llm only.
   if ((full)); then
     run_tests "$asan_dir" asan -LE e2e
   else

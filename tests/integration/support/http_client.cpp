@@ -165,7 +165,8 @@ HttpResponse HttpClient::post_json(std::string_view target, const nlohmann::json
 struct SseStream::Impl {
   Impl(const HttpClient& c) : client(c), stream(ioc) {}
 
-  const HttpClient& client;
+  // A copy: tests pass a temporary (`SseStream s(server.client(), ...)`).
+  const HttpClient client;
   asio::io_context ioc;
   beast::tcp_stream stream;
   beast::flat_buffer buffer;
