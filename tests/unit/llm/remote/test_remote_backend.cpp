@@ -393,18 +393,33 @@ TEST_CASE("remote backend: replies reuse one kept-alive connection", "[llm][remo
   CHECK(counter(metrics, "ok") == 3);
 }
 
-TEST_CASE("remote backend: keepalive 0 opens a connection per reply", "[llm][remote]") {
+namespace {
+
+// Two replies `pause` apart from an upstream that keeps connections, with llm.remote
+// keepalive = `keepalive`; checks that the second did not reuse the first's connection.
+// Returns the requests the upstream received.
+std::vector<ScriptedUpstream::Request> two_replies_on_new_connections(
+    std::chrono::milliseconds keepalive, std::chrono::milliseconds pause) {
   ScriptedUpstream up([](const auto&, int, const auto& write) { chunked_reply(write, "hi"); });
   up.keep_alive();
   talkserve::obs::MetricsRegistry metrics;
   auto cfg = config_for(up.url());
-  cfg.keepalive = 0ms;
+  cfg.keepalive = keepalive;
   RemoteChatBackend backend(cfg, &metrics);
   CHECK(chat_text(backend) == "hi");
+  std::this_thread::sleep_for(pause);
   CHECK(chat_text(backend) == "hi");
   CHECK(up.connections() == 2);
-  for (const auto& req : up.received()) CHECK(req["Connection"] == "close");
   CHECK(connections(metrics, "reused") == 0);
+  return up.received();
+}
+
+}  // namespace
+
+TEST_CASE("remote backend: keepalive 0 opens a connection per reply", "[llm][remote]") {
+  for (const auto& req : two_replies_on_new_connections(0ms, 0ms)) {
+    CHECK(req["Connection"] == "close");
+  }
 }
 
 TEST_CASE("remote backend: a connection the upstream closed is not reused, and costs no retry",
@@ -442,17 +457,7 @@ TEST_CASE("remote backend: a connection the upstream closed is not reused, and c
     CHECK(counter(metrics, "ok") == 2);
   }
   SECTION("idle longer than keepalive: not reused") {
-    ScriptedUpstream up([](const auto&, int, const auto& write) { chunked_reply(write, "hi"); });
-    up.keep_alive();
-    talkserve::obs::MetricsRegistry metrics;
-    auto cfg = config_for(up.url());
-    cfg.keepalive = 30ms;
-    RemoteChatBackend backend(cfg, &metrics);
-    CHECK(chat_text(backend) == "hi");
-    std::this_thread::sleep_for(60ms);
-    CHECK(chat_text(backend) == "hi");
-    CHECK(up.connections() == 2);
-    CHECK(connections(metrics, "reused") == 0);
+    two_replies_on_new_connections(30ms, 60ms);
   }
 }
 
