@@ -270,6 +270,8 @@ asio::awaitable<void> Connection<Stream>::watch_peer() {
   auto& socket = tcp_of(stream_).socket();
   bool gone = false;
   for (;;) {
+    // co_spawn starts this coroutine through a post: the response may be complete already.
+    if (stop_watch_) break;
     beast::error_code ec;
     co_await socket.async_wait(tcp::socket::wait_read,
                                asio::redirect_error(asio::use_awaitable, ec));
