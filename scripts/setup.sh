@@ -60,6 +60,9 @@ PACKAGES=(
   libhiredis-dev  # the Redis tier of the clip cache ([redis] url); optional at build time
   redis-server    # the Redis tier's unit and integration tests start a private one
   python3-yaml    # deploy/kubernetes/check-manifests.py (CTest deploy_kubernetes_manifests)
+  python3-onnx    # scripts/convert-whisper-onnx.py (fetch-models.sh converts whisper-tiny-en)
+  python3-numpy   # the Whisper converter and tests/reference/whisper_reference.py
+  python3-torch   # tests/reference/whisper_reference.py (the independent Whisper reference)
   chromium  # the demo page's end-to-end test (tests/e2e, headless, driven by playwright-core)
   clang               # scripts/fuzz.sh: the libFuzzer targets in fuzz/ build with clang
   libclang-rt-14-dev  # libFuzzer and clang's sanitizer runtimes
