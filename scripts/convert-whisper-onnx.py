@@ -54,13 +54,14 @@ import struct
 import sys
 import time
 
-import numpy as np
-
 try:
+    import numpy as np
     import onnx
     from onnx import numpy_helper
-except ImportError:  # pragma: no cover
-    sys.exit("convert-whisper-onnx: the onnx module is missing (Debian: apt-get install python3-onnx)")
+except ImportError:  # e.g. a pyenv python3 ahead of Debian's on PATH: retry with Debian's
+    if os.path.exists("/usr/bin/python3") and os.path.realpath(sys.executable) != os.path.realpath("/usr/bin/python3"):
+        os.execv("/usr/bin/python3", ["/usr/bin/python3"] + sys.argv)
+    sys.exit("convert-whisper-onnx: numpy or onnx is missing (Debian: apt-get install python3-numpy python3-onnx)")
 
 D_MODEL = 384
 N_HEADS = 6

