@@ -862,7 +862,10 @@ def main():
         write_file(os.path.join(args.outdir, name), data)
 
     for n in notes:
-        log("note: " + n)
+        if n.startswith("LOUD: "):
+            print("convert-whisper-onnx: WARNING: " + n[6:], file=sys.stderr, flush=True)
+        else:
+            log("note: " + n)
     for name in sorted(list(files) + ["model.safetensors"]):
         p = os.path.join(args.outdir, name)
         h = hashlib.sha256()
