@@ -35,7 +35,8 @@
 # sha256, if every cached file verifies; otherwise the converter runs once
 # (`python3 CONVERTER SOURCE_FILES... OUTDIR` into a temporary folder), every output is
 # verified against the manifest (a mismatch names the file and both checksums) and the cache
-# is filled. So the conversion runs once per machine, and fresh clones (CI) copy from the cache.
+# is filled (older entries of the same model removed). So the conversion runs once per
+# machine, and fresh clones (CI) copy from the cache.
 #
 # Exit status: 0 when every selected file is present and verified, 1 otherwise (each bad file
 # is named with its expected and actual size and checksum), 2 on bad usage.
@@ -554,6 +555,12 @@ convert_model() {
     fi
     if ((ok)) && mv -T -- "$ctmp" "$cached" 2>/dev/null; then
       say "cached   $m in $cached"
+      # Entries of this model for other sources or converter versions are dead weight.
+      local stale
+      for stale in "$cache_root/$m-"*; do
+        [[ -d "$stale" && "$stale" != "$cached" && "${stale#"$cache_root/$m-"}" =~ ^[0-9a-f]{64}$ ]] || continue
+        rm -rf -- "$stale"
+      done
     fi
   fi
   for i in "${bad[@]}"; do
