@@ -9,6 +9,7 @@ find_package(PkgConfig REQUIRED)
 find_package(tomlplusplus REQUIRED)
 pkg_check_modules(SYSTEMD IMPORTED_TARGET libsystemd)
 find_package(OpenSSL REQUIRED)
+find_package(ZLIB REQUIRED)  # Whisper's compression-ratio check (temperature fallback)
 
 # libtorch: only the model modules (llm, speech, avatar) link it.
 find_package(Torch REQUIRED)

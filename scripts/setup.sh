@@ -36,6 +36,7 @@ PACKAGES=(
   catch2
   libsystemd-dev
   libssl-dev
+  zlib1g-dev  # Whisper: zlib compression ratio of a transcript (temperature fallback)
   libtorch-dev
   libopenblas0-pthread
   libavformat-dev

@@ -278,6 +278,10 @@ void read_asr(const toml::table& root, AsrSection& c) {
   s.get("pocketsphinx_lm", c.pocketsphinx_lm);
   s.get("pocketsphinx_dict", c.pocketsphinx_dict);
   s.get("wav2vec2_model", c.wav2vec2_model);
+  s.get("whisper_model", c.whisper_model);
+  s.get("whisper_beam_size", c.whisper_beam_size);
+  s.get("whisper_word_timestamps", c.whisper_word_timestamps);
+  s.get("whisper_max_active", c.whisper_max_active);
   s.get("device", c.device);
   s.get("threads", c.threads);
   s.get("vad", c.vad);
@@ -468,8 +472,11 @@ void AsrSection::validate() const {
     throw std::invalid_argument("asr." + k + " " + why);
   };
   if (!enabled) return;
-  if (backend != "pocketsphinx" && backend != "wav2vec2")
-    bad("backend", "must be pocketsphinx or wav2vec2");
+  if (backend != "whisper" && backend != "pocketsphinx" && backend != "wav2vec2")
+    bad("backend", "must be whisper, pocketsphinx or wav2vec2");
+  if (backend == "whisper" && whisper_model.empty()) bad("whisper_model", "must name a model directory");
+  if (whisper_beam_size < 1 || whisper_beam_size > 16) bad("whisper_beam_size", "must be between 1 and 16");
+  if (whisper_max_active < 1 || whisper_max_active > 1024) bad("whisper_max_active", "must be between 1 and 1024");
   if (decoders < 1 || decoders > 64) bad("decoders", "must be between 1 and 64");
   if (backend == "wav2vec2" && wav2vec2_model.empty()) bad("wav2vec2_model", "must name a model");
   if (device != "cpu" && !device.starts_with("cuda")) bad("device", "must be cpu or cuda[:N]");

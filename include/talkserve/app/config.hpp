@@ -70,12 +70,16 @@ struct LlmSection {
 // Speech recognition: /v1/audio/transcriptions and the live stream's ASR stage.
 struct AsrSection {
   bool enabled = true;
-  std::string backend = "pocketsphinx";   // pocketsphinx | wav2vec2
+  std::string backend = "whisper";        // whisper | pocketsphinx | wav2vec2
   int decoders = 2;                       // pocketsphinx: resident decoders
   std::string pocketsphinx_hmm = "/usr/share/pocketsphinx/model/en-us/en-us";
   std::string pocketsphinx_lm = "/usr/share/pocketsphinx/model/en-us/en-us.lm.bin";
   std::string pocketsphinx_dict = "/usr/share/pocketsphinx/model/en-us/cmudict-en-us.dict";
   std::string wav2vec2_model = "wav2vec2-base-960h";  // directory, relative to server.models_dir
+  std::string whisper_model = "whisper-tiny-en";      // HF directory, relative to server.models_dir
+  int whisper_beam_size = 1;              // 1 = greedy
+  bool whisper_word_timestamps = true;    // word times by cross-attention alignment
+  int whisper_max_active = 32;            // segments in the shared decode loop at once
   std::string device = "cpu";
   int threads = 0;                        // wav2vec2 torch intra-op threads; 0 = leave the default
   bool vad = true;                        // Silero VAD trims silence and segments uploads
@@ -89,7 +93,7 @@ struct AsrSection {
   int max_batch = 8;                      // segments per executor batch
   int max_wait_ms = 20;                   // batch window upper bound
   double max_batch_seconds = 0;           // > 0: seconds of audio per batch at most (0 = off)
-  int workers = 2;                        // executor threads forming batches
+  int workers = 4;                        // executor threads forming batches (batches in flight)
   int max_queue = 256;                    // waiting segments before 503
   int max_queue_delay_ms = 5000;          // shed new work while the queue's oldest waited this long; 0 = off
   double max_audio_seconds = 600;         // longer uploads are refused (413)

@@ -25,6 +25,8 @@ struct AsrInput {
   // not started on the input yet may skip it and return an empty result. Null: never.
   std::shared_ptr<const std::atomic<bool>> cancelled = nullptr;
 
+  std::string prompt;  // text the speech follows (names, spellings); backends may ignore it
+
   bool is_cancelled() const { return cancelled && cancelled->load(std::memory_order_relaxed); }
 };
 
@@ -35,9 +37,23 @@ struct AsrWord {
   double end = 0;
 };
 
+// A piece of the input as the recogniser itself segmented it (Whisper's timestamp pairs),
+// with the decoder's measures of it.
+struct AsrSegment {
+  double start = 0;  // seconds from the start of the input
+  double end = 0;
+  std::string text;
+  std::vector<int> tokens;
+  double temperature = 0;
+  double avg_logprob = 0;
+  double compression_ratio = 0;
+  double no_speech_prob = 0;
+};
+
 struct AsrResult {
   std::string text;            // words joined by single spaces, no leading/trailing space
   std::vector<AsrWord> words;  // empty when the backend cannot time words
+  std::vector<AsrSegment> segments;  // empty when the backend does not segment its input
 };
 
 // A model that failed to load or run. The executor turns it into a failed request; it never

@@ -78,9 +78,10 @@ class AsrStage {
   // Queues the given segments of `audio` (from segment()). On success returns a ticket and
   // `done` is called exactly once later; on refusal (queue full, overloaded, stopping) returns the error
   // and `done` is never called.
+  // `prompt`: text the speech follows, given to every segment (AsrInput::prompt).
   sched::Expected<std::shared_ptr<AsrTicket>> transcribe(
       std::shared_ptr<const std::vector<float>> audio, std::vector<SpeechRegion> segments,
-      std::string language, int priority, Callback done);
+      std::string language, int priority, Callback done, std::string prompt = {});
 
   void drain();  // stop taking work, finish what is queued
   void stop();   // fail what is queued

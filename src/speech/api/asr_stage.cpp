@@ -16,6 +16,7 @@ struct SegmentJob {
   SpeechRegion region;
   std::string language;
   std::shared_ptr<const std::atomic<bool>> cancelled;  // the clip's (ClipState::cancelled())
+  std::shared_ptr<const std::string> prompt;           // may be null
 };
 
 using Executor = sched::BatchingExecutor<SegmentJob, AsrResult>;
@@ -120,6 +121,10 @@ class ClipState final : public AsrTicket, public std::enable_shared_from_this<Cl
         w.start += seg.start;
         w.end += seg.start;
       }
+      for (AsrSegment& s : r.segments) {
+        s.start += seg.start;
+        s.end += seg.start;
+      }
       if (!t.text.empty()) t.text += ' ';
       t.text += r.text;
       seg.result = std::move(r);
@@ -162,7 +167,8 @@ struct AsrStage::Impl {
           for (const SegmentJob& j : jobs) {
             const auto first = j.audio->begin() + static_cast<std::ptrdiff_t>(j.region.begin);
             const auto last = j.audio->begin() + static_cast<std::ptrdiff_t>(j.region.end);
-            inputs.push_back(AsrInput{std::vector<float>(first, last), j.language, j.cancelled});
+            inputs.push_back(AsrInput{std::vector<float>(first, last), j.language, j.cancelled,
+                                      j.prompt ? *j.prompt : std::string()});
           }
           return backend.transcribe_batch(inputs);
         },
@@ -224,7 +230,7 @@ std::vector<SpeechRegion> AsrStage::segment(const std::vector<float>& audio) con
 
 sched::Expected<std::shared_ptr<AsrTicket>> AsrStage::transcribe(
     std::shared_ptr<const std::vector<float>> audio, std::vector<SpeechRegion> segments,
-    std::string language, int priority, Callback done) {
+    std::string language, int priority, Callback done, std::string prompt) {
   const double duration = audio->size() / static_cast<double>(kAsrSampleRate);
   if (segments.empty()) {  // no speech: an empty transcript at once
     Transcript empty;
@@ -235,6 +241,7 @@ sched::Expected<std::shared_ptr<AsrTicket>> AsrStage::transcribe(
   }
   auto state = std::make_shared<ClipState>(*impl_->executor, segments, duration, std::move(done),
                                            impl_->metrics.get());
+  const auto shared_prompt = prompt.empty() ? nullptr : std::make_shared<const std::string>(std::move(prompt));
   sched::EnqueueOptions opts;
   opts.priority = priority;
   // Admitted work is not kept for ever either: a segment still queued at twice the admission
@@ -248,7 +255,7 @@ sched::Expected<std::shared_ptr<AsrTicket>> AsrStage::transcribe(
     // A segment costs its seconds of audio (BatchingConfig::max_batch_cost).
     opts.cost = (segments[i].end - segments[i].begin) / static_cast<double>(kAsrSampleRate);
     auto id = impl_->executor->enqueue(
-        SegmentJob{audio, segments[i], language, state->cancelled()},
+        SegmentJob{audio, segments[i], language, state->cancelled(), shared_prompt},
         [state, i](sched::Expected<AsrResult> r) { state->on_segment(i, std::move(r)); }, opts);
     if (!id) {
       if (impl_->metrics) impl_->metrics->count_rejection(id.error().code);

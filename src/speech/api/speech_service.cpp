@@ -20,6 +20,7 @@
 #include "talkserve/speech/tts_stage.hpp"
 #include "talkserve/speech/vad.hpp"
 #include "talkserve/speech/wav2vec2.hpp"
+#include "talkserve/speech/whisper.hpp"
 #include "transcription_handler.hpp"
 
 namespace talkserve::speech {
@@ -94,7 +95,18 @@ class SpeechService final : public app::Service, public SpeechStages {
  private:
   void start_asr() {
     std::unique_ptr<AsrBackend> backend;
-    if (asr_cfg_.backend == "wav2vec2") {
+    if (asr_cfg_.backend == "whisper") {
+      WhisperOptions o;
+      o.path = resolve(models_dir_, asr_cfg_.whisper_model);
+      // The model's directory name; OpenAI clients' "whisper-1" is accepted too.
+      o.name = std::filesystem::path(o.path).filename().string();
+      o.device = asr_cfg_.device;
+      o.threads = asr_cfg_.threads;
+      o.beam_size = asr_cfg_.whisper_beam_size;
+      o.word_timestamps = asr_cfg_.whisper_word_timestamps;
+      o.max_active = asr_cfg_.whisper_max_active;
+      backend = WhisperAsr::load(o);
+    } else if (asr_cfg_.backend == "wav2vec2") {
       Wav2Vec2Options o;
       o.path = resolve(models_dir_, asr_cfg_.wav2vec2_model);
       o.device = asr_cfg_.device;
@@ -118,7 +130,10 @@ class SpeechService final : public app::Service, public SpeechStages {
     sc.batching.max_queue_delay = std::chrono::milliseconds(asr_cfg_.max_queue_delay_ms);
     sc.batching.max_wait = std::chrono::milliseconds(asr_cfg_.max_wait_ms);
     sc.batching.max_batch_cost = asr_cfg_.max_batch_seconds;
-    // pocketsphinx: one worker per resident decoder set. wav2vec2: workers run batches of the
+    // pocketsphinx: one worker per resident decoder set. whisper: workers are batches in
+    // flight: each encodes its batch (one encoder forward at a time) and then waits while its
+    // segments decode in the shared loop, so more workers let more segments join the loop.
+    // wav2vec2: workers run batches of the
     // one loaded model at once, each on torch's intra-op pool (asr.threads, process-wide), so
     // workers x threads should not exceed the cores: on 2 cores, 2 workers of 1 thread give
     // 1.8-2.0x the throughput of one request at a time, 1 worker of 2 threads 1.1x

@@ -38,6 +38,10 @@ std::optional<TranscriptionFormat> parse_transcription_format(std::string_view s
 std::vector<Cue> make_cues(const Transcript& t) {
   std::vector<Cue> cues;
   for (const TranscriptSegment& seg : t.segments) {
+    if (!seg.result.segments.empty()) {
+      for (const AsrSegment& s : seg.result.segments) cues.push_back({s.start, s.end, s.text, &s});
+      continue;
+    }
     const auto& words = seg.result.words;
     if (words.empty()) {
       cues.push_back({seg.start, seg.end, seg.result.text});
@@ -107,16 +111,17 @@ FormattedTranscript format_transcript(const Transcript& t, TranscriptionFormat f
         json segs = json::array();
         int id = 0;
         for (const Cue& c : make_cues(t)) {
+          const AsrSegment* s = c.source;
           segs.push_back(json{{"id", id++},
                               {"seek", static_cast<long long>(std::llround(c.start * 100))},
                               {"start", round3(c.start)},
                               {"end", round3(c.end)},
                               {"text", " " + c.text},
-                              {"tokens", json::array()},
-                              {"temperature", 0.0},
-                              {"avg_logprob", 0.0},
-                              {"compression_ratio", 0.0},
-                              {"no_speech_prob", 0.0}});
+                              {"tokens", s ? json(s->tokens) : json::array()},
+                              {"temperature", s ? s->temperature : 0.0},
+                              {"avg_logprob", s ? s->avg_logprob : 0.0},
+                              {"compression_ratio", s ? s->compression_ratio : 0.0},
+                              {"no_speech_prob", s ? s->no_speech_prob : 0.0}});
         }
         body["segments"] = std::move(segs);
       }

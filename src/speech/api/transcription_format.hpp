@@ -16,10 +16,13 @@ std::optional<TranscriptionFormat> parse_transcription_format(std::string_view s
 
 // A caption-sized piece of the transcript. With word times, speech segments are cut again at
 // pauses and at a maximum length, so subtitles stay readable; without, a cue is a segment.
+// A caption cue / verbose_json segment: the recogniser's own segments where it makes them
+// (Whisper's timestamp pairs, with its measures in `source`), else words grouped at pauses.
 struct Cue {
   double start = 0;
   double end = 0;
   std::string text;
+  const AsrSegment* source = nullptr;  // points into the Transcript
 };
 std::vector<Cue> make_cues(const Transcript& t);
 

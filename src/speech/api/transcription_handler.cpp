@@ -26,6 +26,8 @@ namespace http = boost::beast::http;
 using net::ApiError;
 
 // Model names OpenAI clients send; all of them mean "the configured ASR backend".
+constexpr std::size_t kMaxPromptBytes = 4096;  // the decoder keeps its last 223 tokens anyway
+
 bool is_openai_asr_model(std::string_view m) {
   return m == "whisper-1" || m == "gpt-4o-transcribe" || m == "gpt-4o-mini-transcribe";
 }
@@ -34,6 +36,7 @@ struct TranscriptionRequest {
   std::string_view file;
   std::string filename;
   std::string language;  // ISO 639-1, lower case; "" = backend default
+  std::string prompt;    // text the speech follows (Whisper: the decoder's previous-text prompt)
   TranscriptionFormat format = TranscriptionFormat::json;
   bool words = false;
   bool segments = true;
@@ -60,6 +63,11 @@ TranscriptionRequest parse(const net::Request& req, const AsrBackend& backend) {
       model = std::string(p.data);
     } else if (p.name == "language") {
       out.language = std::string(p.data);
+    } else if (p.name == "prompt") {
+      if (p.data.size() > kMaxPromptBytes) {
+        throw ApiError(400, "prompt: longer than " + std::to_string(kMaxPromptBytes) + " bytes", "prompt");
+      }
+      out.prompt = std::string(p.data);
     } else if (p.name == "response_format") {
       format = std::string(p.data);
     } else if (p.name == "timestamp_granularities[]" || p.name == "timestamp_granularities") {
@@ -73,7 +81,7 @@ TranscriptionRequest parse(const net::Request& req, const AsrBackend& backend) {
         throw ApiError(400, "temperature: must be a number between 0 and 1", "temperature");
       }
     }
-    // prompt, stream, include[], chunking_strategy: accepted and ignored (no decoder prompt).
+    // stream, include[], chunking_strategy: accepted and ignored.
   }
   if (!have_file) throw ApiError(400, "file: a multipart field 'file' is required", "file");
   if (out.file.empty()) throw ApiError(400, "file: the uploaded file is empty", "file");
@@ -234,7 +242,7 @@ asio::awaitable<void> TranscriptionHandler::handle(net::HttpExchange& ex) {
   // Named, not a temporary inside co_await (GCC 12 destroys such temporaries twice).
   auto start = [this, &prepared, &req, watch, priority = ex.context().priority](auto done) {
     auto t = stage_.transcribe(prepared.audio, std::move(prepared.segments), req.language,
-                               priority, done);
+                               priority, done, req.prompt);
     if (!t) return done(sched::Expected<Transcript>(t.error()));
     bool gone = false;
     {
