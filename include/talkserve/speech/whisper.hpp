@@ -33,6 +33,9 @@ struct WhisperOptions {
   std::string name = "whisper";      // AsrBackend::name()
   std::string device = "cpu";        // "cpu", "cuda", "cuda:N"
   int threads = 0;                   // torch intra-op threads (process-wide); 0 = leave as is
+  // Encoder matmuls: "float32", "bfloat16" (float32 accumulation; CPU only), or "auto":
+  // bfloat16 where the CPU has native bf16 dot products (AVX512-BF16), else float32.
+  std::string encoder_dtype = "auto";
   int beam_size = 1;                 // 1 = greedy; > 1 = beam search at temperature 0
   bool timestamps = true;            // predict timestamp tokens (segments)
   bool word_timestamps = true;       // word times by cross-attention alignment

@@ -83,6 +83,20 @@ torch::Tensor median_filter(const torch::Tensor& x, int width) {
   return std::get<0>(flat.unfold(-1, width, 1).median(-1)).reshape(shape);
 }
 
+bool cpu_has_bf16() {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  return __builtin_cpu_supports("avx512bf16");
+#else
+  return false;
+#endif
+}
+
+bool encoder_bf16(const std::string& dtype) {
+  if (dtype == "bfloat16") return true;
+  if (dtype == "float32") return false;
+  return cpu_has_bf16();
+}
+
 }  // namespace
 
 struct WhisperAsr::Impl {
@@ -255,6 +269,9 @@ void WhisperOptions::validate() const {
   if (!(no_speech_threshold >= 0 && no_speech_threshold <= 1)) {
     throw std::invalid_argument("whisper.no_speech_threshold must be in [0, 1]");
   }
+  if (encoder_dtype != "auto" && encoder_dtype != "float32" && encoder_dtype != "bfloat16") {
+    throw std::invalid_argument("whisper.encoder_dtype must be auto, float32 or bfloat16, got \"" + encoder_dtype + "\"");
+  }
   if (max_active < 1 || max_active > 1024) throw std::invalid_argument("whisper.max_active must be in [1, 1024]");
   if (max_new_tokens < 1 || max_new_tokens > 448) throw std::invalid_argument("whisper.max_new_tokens must be in [1, 448]");
   bool ok = device == "cpu" || device == "cuda";
@@ -289,7 +306,8 @@ std::unique_ptr<WhisperAsr> WhisperAsr::load(const WhisperOptions& options) {
     if (openblas_set_num_threads) openblas_set_num_threads(options.threads);
   }
   try {
-    impl->model = std::make_unique<detail::WhisperModel>(options.path, impl->device);
+    impl->model = std::make_unique<detail::WhisperModel>(options.path, impl->device,
+                                                         encoder_bf16(options.encoder_dtype));
     llm::TokenizerConfig tc;
     tc.path = (dir / "tokenizer.json").string();
     tc.format = "hf_json";

@@ -17,6 +17,7 @@ using llm::detail::cpu::softmax_inplace;
 using llm::detail::cpu::vload;
 using llm::detail::cpu::vsplat;
 using llm::detail::cpu::vstore;
+using llm::detail::cpu::vsum_lanes;
 
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wpsabi"
@@ -50,7 +51,58 @@ TALKSERVE_ALWAYS_INLINE inline void softmax_span(float* x, int64_t rows, int64_t
   for (int64_t r = 0; r < rows; ++r) softmax_inplace<V>(x + r * n, n);
 }
 
+// out[n * ld + v] = x[n] . w[v] for the rows v in [v0, v1): two rows of x and four of w at a
+// time, eight independent multiply-add chains, each row of w read once per pair of x rows.
+template <typename V>
+TALKSERVE_ALWAYS_INLINE inline void project_span(const float* x, int64_t N, const float* w, int64_t K,
+                                                 float* out, int64_t ld, int64_t v0, int64_t v1) {
+  constexpr int L = kLanes<V>;
+  const int64_t body = K / L * L;
+  const auto dot = [&](const float* a, const float* b) {
+    V acc{};
+    for (int64_t k = 0; k < body; k += L) acc += vload<V>(a + k) * vload<V>(b + k);
+    float s = vsum_lanes(acc);
+    for (int64_t k = body; k < K; ++k) s += a[k] * b[k];
+    return s;
+  };
+  int64_t v = v0;
+  for (; v + 4 <= v1; v += 4) {
+    const float* w0 = w + v * K;
+    int64_t n = 0;
+    for (; n + 2 <= N; n += 2) {
+      const float* xa = x + n * K;
+      const float* xb = xa + K;
+      V a0{}, a1{}, a2{}, a3{}, b0{}, b1{}, b2{}, b3{};
+      for (int64_t k = 0; k < body; k += L) {
+        const V xv = vload<V>(xa + k), yv = vload<V>(xb + k);
+        const V r0 = vload<V>(w0 + k), r1 = vload<V>(w0 + K + k), r2 = vload<V>(w0 + 2 * K + k),
+                r3 = vload<V>(w0 + 3 * K + k);
+        a0 += xv * r0, a1 += xv * r1, a2 += xv * r2, a3 += xv * r3;
+        b0 += yv * r0, b1 += yv * r1, b2 += yv * r2, b3 += yv * r3;
+      }
+      const V* acc[8] = {&a0, &a1, &a2, &a3, &b0, &b1, &b2, &b3};
+      for (int j = 0; j < 8; ++j) {
+        const float* xr = j < 4 ? xa : xb;
+        const float* wr = w0 + (j % 4) * K;
+        float s = vsum_lanes(*acc[j]);
+        for (int64_t k = body; k < K; ++k) s += xr[k] * wr[k];
+        out[(n + j / 4) * ld + v + j % 4] = s;
+      }
+    }
+    for (; n < N; ++n) {
+      for (int j = 0; j < 4; ++j) out[n * ld + v + j] = dot(x + n * K, w0 + j * K);
+    }
+  }
+  for (; v < v1; ++v) {
+    for (int64_t n = 0; n < N; ++n) out[n * ld + v] = dot(x + n * K, w + v * K);
+  }
+}
+
 #ifdef TALKSERVE_CPU_AVX2_DISPATCH
+__attribute__((target("avx2,fma"))) inline void project_avx2(const float* x, int64_t N, const float* w, int64_t K,
+                                                             float* out, int64_t ld, int64_t v0, int64_t v1) {
+  project_span<llm::detail::cpu::f8>(x, N, w, K, out, ld, v0, v1);
+}
 __attribute__((target("avx2,fma"))) inline void gelu_avx2(float* x, int64_t n) {
   gelu_span<llm::detail::cpu::f8>(x, n);
 }
@@ -66,6 +118,19 @@ inline void gelu_inplace(float* x, int64_t n) {
     if (llm::detail::cpu::cpu_has_avx2_fma()) return gelu_avx2(x + begin, end - begin);
 #endif
     gelu_span<llm::detail::cpu::f4>(x + begin, end - begin);
+  });
+}
+
+// out [N, Vn] = x [N, K] . w [Vn, K]^T: a few rows against a large matrix (the vocabulary
+// projection of a decoding step). BLAS packs all of w on every call for such shapes; this
+// streams it once, split across threads by rows of w.
+inline void project_rows(const float* x, int64_t N, const float* w, int64_t Vn, int64_t K, float* out) {
+  at::parallel_for(0, (Vn + 63) / 64, 16, [&](int64_t begin, int64_t end) {
+    const int64_t v0 = begin * 64, v1 = std::min(Vn, end * 64);
+#ifdef TALKSERVE_CPU_AVX2_DISPATCH
+    if (llm::detail::cpu::cpu_has_avx2_fma()) return project_avx2(x, N, w, K, out, Vn, v0, v1);
+#endif
+    project_span<llm::detail::cpu::f4>(x, N, w, K, out, Vn, v0, v1);
   });
 }
 

@@ -92,10 +92,26 @@ torch::Tensor merge_heads(const torch::Tensor& x) {
   return x.transpose(1, 2).reshape({x.size(0), x.size(2), -1});
 }
 
+// x [..., in] . w [out, in]^T + b. A few rows on the CPU (a decoding step) go through
+// cpu::project_rows, which streams w once instead of packing it as BLAS does on every call.
+torch::Tensor project(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b = {}) {
+  const std::int64_t rows = x.numel() / x.size(-1);
+  if (!x.device().is_cpu() || rows > 8 || x.scalar_type() != torch::kFloat32) {
+    return b.defined() ? torch::linear(x, w, b) : torch::linear(x, w);
+  }
+  const torch::Tensor in = x.contiguous();
+  auto sizes = x.sizes().vec();
+  sizes.back() = w.size(0);
+  torch::Tensor out = torch::empty(sizes, x.options());
+  cpu::project_rows(in.data_ptr<float>(), rows, w.data_ptr<float>(), w.size(0), w.size(1), out.data_ptr<float>());
+  if (b.defined()) out.add_(b);
+  return out;
+}
+
 torch::Tensor mlp(const WhisperLayerWeights& w, const torch::Tensor& x, double eps) {
   torch::Tensor h = torch::layer_norm(x, {x.size(-1)}, w.ln2_w, w.ln2_b, eps);
-  h = torch::gelu(torch::linear(h, w.fc1_w, w.fc1_b));
-  return torch::linear(h, w.fc2_w, w.fc2_b);
+  h = torch::gelu(project(h, w.fc1_w, w.fc1_b));
+  return project(h, w.fc2_w, w.fc2_b);
 }
 
 double hz_to_mel(double f) {  // Slaney
@@ -184,7 +200,8 @@ torch::Tensor whisper_log_mel(std::span<const float> samples, const torch::Tenso
   return ((log + 4.0) / 4.0).contiguous();
 }
 
-WhisperModel::WhisperModel(const std::string& dir, torch::Device device) : device_(device) {
+WhisperModel::WhisperModel(const std::string& dir, torch::Device device, bool encoder_bf16)
+    : device_(device), encoder_bf16_(encoder_bf16 && device.is_cpu()) {
   c10::InferenceMode guard(false);
   config_ = WhisperConfig::load(dir + "/config.json");
   const WhisperConfig& c = config_;
@@ -204,6 +221,12 @@ WhisperModel::WhisperModel(const std::string& dir, torch::Device device) : devic
     const WhisperAttentionWeights& a = l.self_attn;
     l.qkv_w = torch::cat({a.q_w * scale, a.k_w, a.v_w}).contiguous();
     l.qkv_b = torch::cat({a.q_b * scale, torch::zeros_like(a.q_b), a.v_b}).contiguous();
+    if (encoder_bf16_) {
+      l.qkv_w16 = l.qkv_w.to(torch::kBFloat16).contiguous();
+      l.o_w16 = a.o_w.to(torch::kBFloat16).contiguous();
+      l.fc1_w16 = l.fc1_w.to(torch::kBFloat16).contiguous();
+      l.fc2_w16 = l.fc2_w.to(torch::kBFloat16).contiguous();
+    }
   }
   w_.enc_ln_w = t.get("model.encoder.layer_norm.weight", {d});
   w_.enc_ln_b = t.get("model.encoder.layer_norm.bias", {d});
@@ -227,11 +250,11 @@ torch::Tensor WhisperModel::encoder_layer(const WhisperLayerWeights& w, torch::T
   const std::int64_t H = config_.encoder_attention_heads;
   const double scale = 1.0 / std::sqrt(static_cast<double>(config_.d_model / H));
   torch::Tensor h = torch::layer_norm(x, {x.size(-1)}, w.ln1_w, w.ln1_b, eps);
-  const torch::Tensor q = split_heads(torch::linear(h, w.self_attn.q_w, w.self_attn.q_b) * scale, H);
-  const torch::Tensor k = split_heads(torch::linear(h, w.self_attn.k_w), H);
-  const torch::Tensor v = split_heads(torch::linear(h, w.self_attn.v_w, w.self_attn.v_b), H);
+  const torch::Tensor q = split_heads(project(h, w.self_attn.q_w, w.self_attn.q_b) * scale, H);
+  const torch::Tensor k = split_heads(project(h, w.self_attn.k_w), H);
+  const torch::Tensor v = split_heads(project(h, w.self_attn.v_w, w.self_attn.v_b), H);
   const torch::Tensor a = torch::softmax(torch::matmul(q, k.transpose(-1, -2)), -1);
-  x = x + torch::linear(merge_heads(torch::matmul(a, v)), w.self_attn.o_w, w.self_attn.o_b);
+  x = x + project(merge_heads(torch::matmul(a, v)), w.self_attn.o_w, w.self_attn.o_b);
   return x + mlp(w, x, config_.layer_norm_eps);
 }
 
@@ -244,6 +267,28 @@ void WhisperModel::encode_cpu(torch::Tensor& x, std::int64_t batch) const {
   torch::Tensor attn = torch::empty({rows, d}, f32);
   torch::Tensor scores = torch::empty({T, T}, f32);
   torch::Tensor ffn = torch::empty({rows, config_.encoder_ffn_dim}, f32);
+  if (encoder_bf16_) {
+    const auto bf = torch::kBFloat16;
+    for (const WhisperLayerWeights& l : w_.encoder) {
+      const torch::Tensor h = torch::layer_norm(x, {d}, l.ln1_w, l.ln1_b, eps).to(bf);
+      const torch::Tensor q16 = torch::mm(h, l.qkv_w16.t()).to(torch::kFloat32).add_(l.qkv_b).to(bf);
+      for (std::int64_t b = 0; b < batch; ++b) {
+        const torch::Tensor rows_b = q16.narrow(0, b * T, T);
+        for (std::int64_t head = 0; head < H; ++head) {
+          scores.copy_(torch::mm(rows_b.narrow(1, head * hd, hd), rows_b.narrow(1, d + head * hd, hd).t()));
+          cpu::softmax_rows(scores.data_ptr<float>(), T, T);
+          attn.narrow(0, b * T, T).narrow(1, head * hd, hd)
+              .copy_(torch::mm(scores.to(bf), rows_b.narrow(1, 2 * d + head * hd, hd)));
+        }
+      }
+      x.add_(torch::mm(attn.to(bf), l.o_w16.t())).add_(l.self_attn.o_b);
+      const torch::Tensor h2 = torch::layer_norm(x, {d}, l.ln2_w, l.ln2_b, eps).to(bf);
+      ffn.copy_(torch::mm(h2, l.fc1_w16.t())).add_(l.fc1_b);
+      cpu::gelu_inplace(ffn.data_ptr<float>(), ffn.numel());
+      x.add_(torch::mm(ffn.to(bf), l.fc2_w16.t())).add_(l.fc2_b);
+    }
+    return;
+  }
   for (const WhisperLayerWeights& l : w_.encoder) {
     torch::Tensor h = torch::layer_norm(x, {d}, l.ln1_w, l.ln1_b, eps);
     torch::addmm_out(qkv, l.qkv_b, h, l.qkv_w.t());
@@ -293,6 +338,15 @@ std::vector<std::pair<torch::Tensor, torch::Tensor>> WhisperModel::cross_kv(cons
   return out;
 }
 
+torch::Tensor WhisperModel::vocab_logits(const torch::Tensor& x) const {
+  if (!device_.is_cpu()) return torch::matmul(x, w_.tok_emb.t()).to(torch::kCPU);
+  const torch::Tensor in = x.contiguous();
+  const std::int64_t n = in.size(0), V = w_.tok_emb.size(0), d = w_.tok_emb.size(1);
+  torch::Tensor out = torch::empty({n, V}, torch::kFloat32);
+  cpu::project_rows(in.data_ptr<float>(), n, w_.tok_emb.data_ptr<float>(), V, d, out.data_ptr<float>());
+  return out;
+}
+
 torch::Tensor WhisperModel::prefill(WhisperDecoderState& state, int r, int seq,
                                     const std::vector<std::int64_t>& tokens,
                                     const std::vector<std::pair<int, int>>& alignment,
@@ -312,28 +366,28 @@ torch::Tensor WhisperModel::prefill(WhisperDecoderState& state, int r, int seq,
   for (std::size_t li = 0; li < w_.decoder.size(); ++li) {
     const WhisperLayerWeights& l = w_.decoder[li];
     torch::Tensor h = torch::layer_norm(x, {x.size(-1)}, l.ln1_w, l.ln1_b, eps);
-    const torch::Tensor q = split_heads(torch::linear(h, l.self_attn.q_w, l.self_attn.q_b) * scale, H);
-    const torch::Tensor k = split_heads(torch::linear(h, l.self_attn.k_w), H);
-    const torch::Tensor v = split_heads(torch::linear(h, l.self_attn.v_w, l.self_attn.v_b), H);
+    const torch::Tensor q = split_heads(project(h, l.self_attn.q_w, l.self_attn.q_b) * scale, H);
+    const torch::Tensor k = split_heads(project(h, l.self_attn.k_w), H);
+    const torch::Tensor v = split_heads(project(h, l.self_attn.v_w, l.self_attn.v_b), H);
     state.self_k[li][seq].narrow(1, 0, n).copy_(k[0]);
     state.self_v[li][seq].narrow(1, 0, n).copy_(v[0]);
     torch::Tensor s = torch::matmul(q, k.transpose(-1, -2)).masked_fill(causal, -INFINITY);
-    x = x + torch::linear(merge_heads(torch::matmul(torch::softmax(s, -1), v)), l.self_attn.o_w, l.self_attn.o_b);
+    x = x + project(merge_heads(torch::matmul(torch::softmax(s, -1), v)), l.self_attn.o_w, l.self_attn.o_b);
 
     h = torch::layer_norm(x, {x.size(-1)}, l.ln_cross_w, l.ln_cross_b, eps);
-    const torch::Tensor cq = split_heads(torch::linear(h, l.cross_attn.q_w, l.cross_attn.q_b) * scale, H);
+    const torch::Tensor cq = split_heads(project(h, l.cross_attn.q_w, l.cross_attn.q_b) * scale, H);
     const torch::Tensor ck = state.cross_k[li][r].unsqueeze(0);
     const torch::Tensor cv = state.cross_v[li][r].unsqueeze(0);
     const torch::Tensor ca = torch::softmax(torch::matmul(cq, ck.transpose(-1, -2)), -1);  // [1, H, n, 1500]
     for (const auto& [layer, head] : alignment) {
       if (layer == static_cast<int>(li)) captured.push_back(ca[0][head]);
     }
-    x = x + torch::linear(merge_heads(torch::matmul(ca, cv)), l.cross_attn.o_w, l.cross_attn.o_b);
+    x = x + project(merge_heads(torch::matmul(ca, cv)), l.cross_attn.o_w, l.cross_attn.o_b);
     x = x + mlp(l, x, eps);
   }
   x = torch::layer_norm(x, {x.size(-1)}, w_.dec_ln_w, w_.dec_ln_b, eps);
   if (weights != nullptr && !captured.empty()) *weights = torch::stack(captured).to(torch::kCPU);
-  return torch::matmul(x[0], w_.tok_emb.t()).to(torch::kCPU);
+  return vocab_logits(x[0]);
 }
 
 torch::Tensor WhisperModel::step(WhisperDecoderState& state, const std::vector<std::int64_t>& tokens,
@@ -368,31 +422,31 @@ torch::Tensor WhisperModel::step(WhisperDecoderState& state, const std::vector<s
   for (std::size_t li = 0; li < w_.decoder.size(); ++li) {
     const WhisperLayerWeights& l = w_.decoder[li];
     torch::Tensor h = torch::layer_norm(x, {x.size(-1)}, l.ln1_w, l.ln1_b, eps);
-    const torch::Tensor q = split_heads(torch::linear(h, l.self_attn.q_w, l.self_attn.q_b) * scale, H);
-    const torch::Tensor k = split_heads(torch::linear(h, l.self_attn.k_w), H);  // [N, H, 1, hd]
-    const torch::Tensor v = split_heads(torch::linear(h, l.self_attn.v_w, l.self_attn.v_b), H);
+    const torch::Tensor q = split_heads(project(h, l.self_attn.q_w, l.self_attn.q_b) * scale, H);
+    const torch::Tensor k = split_heads(project(h, l.self_attn.k_w), H);  // [N, H, 1, hd]
+    const torch::Tensor v = split_heads(project(h, l.self_attn.v_w, l.self_attn.v_b), H);
     using torch::indexing::TensorIndex;
     state.self_k[li].index_put_({slots, Slice(), pos_t}, k.squeeze(2));
     state.self_v[li].index_put_({slots, Slice(), pos_t}, v.squeeze(2));
     const torch::Tensor K = state.self_k[li].narrow(0, 0, N).narrow(2, 0, T);
     const torch::Tensor V = state.self_v[li].narrow(0, 0, N).narrow(2, 0, T);
     torch::Tensor s = torch::matmul(q, K.transpose(-1, -2)).masked_fill(mask, -INFINITY);  // [N,H,1,T]
-    x = x + torch::linear(merge_heads(torch::matmul(torch::softmax(s, -1), V)), l.self_attn.o_w, l.self_attn.o_b);
+    x = x + project(merge_heads(torch::matmul(torch::softmax(s, -1), V)), l.self_attn.o_w, l.self_attn.o_b);
 
     h = torch::layer_norm(x, {x.size(-1)}, l.ln_cross_w, l.ln_cross_b, eps);
     // [N, 1, d] -> [R, beams, H, hd] -> [R, H, beams, hd]: the beams of a request share its K/V.
-    const torch::Tensor cq = (torch::linear(h, l.cross_attn.q_w, l.cross_attn.q_b) * scale)
+    const torch::Tensor cq = (project(h, l.cross_attn.q_w, l.cross_attn.q_b) * scale)
                                  .view({R, beams, H, -1})
                                  .transpose(1, 2);
     const torch::Tensor ck = state.cross_k[li].narrow(0, 0, R);
     const torch::Tensor cv = state.cross_v[li].narrow(0, 0, R);
     const torch::Tensor ca = torch::softmax(torch::matmul(cq, ck.transpose(-1, -2)), -1);
     const torch::Tensor co = torch::matmul(ca, cv).transpose(1, 2).reshape({N, 1, -1});
-    x = x + torch::linear(co, l.cross_attn.o_w, l.cross_attn.o_b);
+    x = x + project(co, l.cross_attn.o_w, l.cross_attn.o_b);
     x = x + mlp(l, x, eps);
   }
   x = torch::layer_norm(x.squeeze(1), {x.size(-1)}, w_.dec_ln_w, w_.dec_ln_b, eps);
-  return torch::matmul(x, w_.tok_emb.t()).to(torch::kCPU);
+  return vocab_logits(x);
 }
 
 WhisperDecoderState::WhisperDecoderState(const WhisperModel& model, int beams)
@@ -408,21 +462,23 @@ WhisperDecoderState::WhisperDecoderState(const WhisperModel& model, int beams)
 void WhisperDecoderState::ensure_requests(int n) {
   if (n <= request_capacity_) return;
   c10::InferenceMode guard;
-  const int cap = std::max({n, 2 * request_capacity_, 4});
+  const int cap = std::max(n, 2 * request_capacity_);  // a scratch state (one request) stays small
   const auto& c = model_.config();
   const std::int64_t H = c.decoder_attention_heads, hd = model_.head_dim();
   const auto opts = torch::TensorOptions().dtype(torch::kFloat32).device(model_.device());
   const std::int64_t T = std::max<std::int64_t>(length_capacity_, 32);
   for (std::size_t l = 0; l < self_k.size(); ++l) {
-    auto grow = [&](torch::Tensor& t, std::int64_t rows, std::int64_t len) {
-      torch::Tensor bigger = torch::zeros({rows, H, len, hd}, opts);
+    // Self K/V beyond a sequence's length is masked, but V must stay finite there (a zero
+    // weight times NaN is NaN): zeros. Cross K/V is written whole by add_request: no fill.
+    auto grow = [&](torch::Tensor& t, std::int64_t rows, std::int64_t len, bool zero) {
+      torch::Tensor bigger = zero ? torch::zeros({rows, H, len, hd}, opts) : torch::empty({rows, H, len, hd}, opts);
       if (t.defined()) bigger.narrow(0, 0, t.size(0)).narrow(2, 0, t.size(2)).copy_(t);
       t = bigger;
     };
-    grow(self_k[l], static_cast<std::int64_t>(cap) * beams_, T);
-    grow(self_v[l], static_cast<std::int64_t>(cap) * beams_, T);
-    grow(cross_k[l], cap, c.max_source_positions);
-    grow(cross_v[l], cap, c.max_source_positions);
+    grow(self_k[l], static_cast<std::int64_t>(cap) * beams_, T, true);
+    grow(self_v[l], static_cast<std::int64_t>(cap) * beams_, T, true);
+    grow(cross_k[l], cap, c.max_source_positions, false);
+    grow(cross_v[l], cap, c.max_source_positions, false);
   }
   request_capacity_ = cap;
   length_capacity_ = T;

@@ -72,6 +72,8 @@ struct WhisperLayerWeights {
   torch::Tensor qkv_w, qkv_b;
   // Decoder: cross-attention K and V stacked, [2d, d] and [2d] (K's bias zero).
   torch::Tensor cross_kv_w, cross_kv_b;
+  // Encoder, bfloat16 matmuls: the four weight matrices in bf16 (empty in float32 mode).
+  torch::Tensor qkv_w16, o_w16, fc1_w16, fc2_w16;
   torch::Tensor ln_cross_w, ln_cross_b;  // decoder only
   WhisperAttentionWeights cross_attn;    // decoder only
   torch::Tensor ln2_w, ln2_b;
@@ -94,7 +96,10 @@ class WhisperModel {
   // Reads config.json and model.safetensors (F32, F16 or BF16; computed in float32) from `dir`.
   // Throws std::runtime_error naming the file and tensor on a missing file or tensor or a
   // wrong shape.
-  WhisperModel(const std::string& dir, torch::Device device);
+  // encoder_bf16: the encoder's matmuls run in bfloat16 (float32 accumulation; activations,
+  // norms and softmax stay float32). For CPUs with native bf16 dot products.
+  WhisperModel(const std::string& dir, torch::Device device, bool encoder_bf16 = false);
+  bool encoder_bf16() const { return encoder_bf16_; }
 
   const WhisperConfig& config() const { return config_; }
   const torch::Tensor& mel_filters() const { return mel_filters_; }
@@ -127,11 +132,14 @@ class WhisperModel {
   // The float32 CPU encoder: buffers reused across layers and heads, one head's scores at a
   // time, softmax and GELU by whisper_cpu.hpp. x: [B * 1500, d], updated in place.
   void encode_cpu(torch::Tensor& x, std::int64_t batch) const;
+  // Final hidden states [n, d] -> logits [n, vocab] on the CPU (tied embedding).
+  torch::Tensor vocab_logits(const torch::Tensor& x) const;
 
   WhisperConfig config_;
   WhisperWeights w_;
   torch::Tensor mel_filters_;
   torch::Device device_;
+  bool encoder_bf16_ = false;
 };
 
 // Per-request and per-sequence decoder buffers (see the top of this file). Grows on demand.
