@@ -280,6 +280,7 @@ void read_asr(const toml::table& root, AsrSection& c) {
   s.get("wav2vec2_model", c.wav2vec2_model);
   s.get("whisper_model", c.whisper_model);
   s.get("whisper_beam_size", c.whisper_beam_size);
+  s.get("whisper_encoder_dtype", c.whisper_encoder_dtype);
   s.get("whisper_word_timestamps", c.whisper_word_timestamps);
   s.get("whisper_max_active", c.whisper_max_active);
   s.get("device", c.device);
@@ -476,6 +477,9 @@ void AsrSection::validate() const {
     bad("backend", "must be whisper, pocketsphinx or wav2vec2");
   if (backend == "whisper" && whisper_model.empty()) bad("whisper_model", "must name a model directory");
   if (whisper_beam_size < 1 || whisper_beam_size > 16) bad("whisper_beam_size", "must be between 1 and 16");
+  if (whisper_encoder_dtype != "auto" && whisper_encoder_dtype != "float32" && whisper_encoder_dtype != "bfloat16") {
+    bad("whisper_encoder_dtype", "must be auto, float32 or bfloat16");
+  }
   if (whisper_max_active < 1 || whisper_max_active > 1024) bad("whisper_max_active", "must be between 1 and 1024");
   if (decoders < 1 || decoders > 64) bad("decoders", "must be between 1 and 64");
   if (backend == "wav2vec2" && wav2vec2_model.empty()) bad("wav2vec2_model", "must name a model");

@@ -78,6 +78,7 @@ struct AsrSection {
   std::string wav2vec2_model = "wav2vec2-base-960h";  // directory, relative to server.models_dir
   std::string whisper_model = "whisper-tiny-en";      // HF directory, relative to server.models_dir
   int whisper_beam_size = 1;              // 1 = greedy
+  std::string whisper_encoder_dtype = "auto";  // auto | float32 | bfloat16 (encoder matmuls)
   bool whisper_word_timestamps = true;    // word times by cross-attention alignment
   int whisper_max_active = 32;            // segments in the shared decode loop at once
   std::string device = "cpu";

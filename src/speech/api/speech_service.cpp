@@ -103,6 +103,7 @@ class SpeechService final : public app::Service, public SpeechStages {
       o.device = asr_cfg_.device;
       o.threads = asr_cfg_.threads;
       o.beam_size = asr_cfg_.whisper_beam_size;
+      o.encoder_dtype = asr_cfg_.whisper_encoder_dtype;
       o.word_timestamps = asr_cfg_.whisper_word_timestamps;
       o.max_active = asr_cfg_.whisper_max_active;
       backend = WhisperAsr::load(o);
