@@ -7,6 +7,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <csignal>
+#include <filesystem>
 #include <future>
 #include <mutex>
 #include <string>
@@ -14,6 +15,7 @@
 #include <spdlog/spdlog.h>
 #include <thread>
 
+#include "model_files.hpp"
 #include "services.hpp"
 #include "system_routes.hpp"
 #include "systemd_notify.hpp"
@@ -283,6 +285,20 @@ int ServerApp::run() {
   // Model loading happens here, off the I/O threads; /healthz answers meanwhile and /readyz
   // says 503 until every service is ready.
   std::thread loader([&] {
+    // The recogniser's files against the manifest first: a corrupt model is exit status 2.
+    try {
+      if (cfg.asr.enabled && cfg.asr.backend == "whisper") {
+        const std::string dir = std::filesystem::path(cfg.asr.whisper_model).is_absolute()
+                                    ? cfg.asr.whisper_model
+                                    : (std::filesystem::path(cfg.server.models_dir) / cfg.asr.whisper_model).string();
+        const int n = verify_model_files(cfg.server.models_dir, dir);
+        if (n > 0) spdlog::info("asr: {} files of {} match the model manifest", n, dir);
+      }
+    } catch (const ModelFileError& e) {
+      spdlog::critical("{}", e.what());
+      if (!shutdown_requested.exchange(true)) shutdown.set_value(-2);
+      return;
+    }
     for (auto& s : d.services) {
       try {
         spdlog::info("starting {}", s->name());
@@ -301,7 +317,7 @@ int ServerApp::run() {
 
   int signo = shutdown_future.get();
   loader.join();
-  int status = signo < 0 ? 1 : 0;
+  int status = signo == -2 ? 2 : signo < 0 ? 1 : 0;
   if (signo > 0) spdlog::info("signal {} received: draining (grace {} ms)", signo, cfg.server.drain_grace.count());
   notify_stopping();
   d.draining = true;

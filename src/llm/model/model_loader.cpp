@@ -9,6 +9,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "llm/model/cpu_caching_allocator.hpp"
 #include "llm/model/llama_model.hpp"
 #include "llm/model/llama_weights.hpp"
 
@@ -23,6 +24,10 @@ namespace {
 
 constexpr std::int64_t kDefaultKvCap = 512ll << 20;
 constexpr int kDefaultFullSequences = 32;
+
+void install_cpu_caching_allocator_for(const std::string& device) {
+  if (device == "cpu") detail::install_cpu_caching_allocator();
+}
 
 torch::Device parse_device(const std::string& device) {
   if (device == "cpu") return torch::kCPU;
@@ -60,6 +65,7 @@ std::string default_name(const std::string& path) {
 std::unique_ptr<ModelRunner> load_model(const ModelConfig& config) {
   config.validate();
   const std::string format = resolve_model_format(config);
+  install_cpu_caching_allocator_for(config.device);
   try {
     const int threads = config.num_threads > 0
                             ? config.num_threads

@@ -15,6 +15,7 @@
 #include <map>
 #include <mutex>
 
+#include "llm/model/cpu_caching_allocator.hpp"
 #include "speech/torch/whisper_decode_loop.hpp"
 #include "speech/torch/whisper_decoding.hpp"
 #include "speech/torch/whisper_model.hpp"
@@ -298,6 +299,7 @@ std::unique_ptr<WhisperAsr> WhisperAsr::load(const WhisperOptions& options) {
   for (const char* f : {"config.json", "model.safetensors", "tokenizer.json"}) {
     if (!fs::exists(dir / f)) throw AsrError("whisper: " + (dir / f).string() + " is missing");
   }
+  llm::detail::install_cpu_caching_allocator();
   auto impl = std::make_unique<Impl>();
   impl->options = options;
   impl->device = parse_device(options.device);
@@ -395,7 +397,13 @@ std::unique_ptr<WhisperAsr> WhisperAsr::load(const WhisperOptions& options) {
   Impl* raw = impl.get();
   impl->loop = std::make_unique<detail::WhisperDecodeLoop>(
       *impl->model, impl->special, [raw](const std::vector<int>& t) { return raw->text_of(t); }, lo);
-  return std::make_unique<WhisperAsr>(std::move(impl));
+  auto asr = std::make_unique<WhisperAsr>(std::move(impl));
+  // One window of silence through the whole path: the first request does not pay for the
+  // one-time setup (oneDNN kernel generation, the decode loop's buffers, allocator caches).
+  std::vector<AsrInput> warm(1);
+  warm[0].samples.assign(kAsrSampleRate, 0.0f);
+  asr->transcribe_windows(warm);
+  return asr;
 }
 
 std::string WhisperAsr::name() const { return impl_->options.name; }

@@ -226,7 +226,12 @@ WhisperModel::WhisperModel(const std::string& dir, torch::Device device, bool en
       l.o_w16 = a.o_w.to(torch::kBFloat16).contiguous();
       l.fc1_w16 = l.fc1_w.to(torch::kBFloat16).contiguous();
       l.fc2_w16 = l.fc2_w.to(torch::kBFloat16).contiguous();
+      l.self_attn.o_w = torch::Tensor();  // only the bf16 copies are used
+      l.fc1_w = torch::Tensor();
+      l.fc2_w = torch::Tensor();
+      l.qkv_w = torch::Tensor();
     }
+    l.self_attn.q_w = l.self_attn.k_w = l.self_attn.v_w = torch::Tensor();  // in qkv_w
   }
   w_.enc_ln_w = t.get("model.encoder.layer_norm.weight", {d});
   w_.enc_ln_b = t.get("model.encoder.layer_norm.bias", {d});
@@ -239,6 +244,7 @@ WhisperModel::WhisperModel(const std::string& dir, torch::Device device, bool en
   for (WhisperLayerWeights& l : w_.decoder) {
     l.cross_kv_w = torch::cat({l.cross_attn.k_w, l.cross_attn.v_w}).contiguous();
     l.cross_kv_b = torch::cat({torch::zeros_like(l.cross_attn.v_b), l.cross_attn.v_b}).contiguous();
+    l.cross_attn.k_w = l.cross_attn.v_w = torch::Tensor();  // in cross_kv_w
   }
   w_.dec_ln_w = t.get("model.decoder.layer_norm.weight", {d});
   w_.dec_ln_b = t.get("model.decoder.layer_norm.bias", {d});
@@ -248,11 +254,12 @@ WhisperModel::WhisperModel(const std::string& dir, torch::Device device, bool en
 torch::Tensor WhisperModel::encoder_layer(const WhisperLayerWeights& w, torch::Tensor x) const {
   const double eps = config_.layer_norm_eps;
   const std::int64_t H = config_.encoder_attention_heads;
-  const double scale = 1.0 / std::sqrt(static_cast<double>(config_.d_model / H));
+  const std::int64_t d = config_.d_model;
   torch::Tensor h = torch::layer_norm(x, {x.size(-1)}, w.ln1_w, w.ln1_b, eps);
-  const torch::Tensor q = split_heads(project(h, w.self_attn.q_w, w.self_attn.q_b) * scale, H);
-  const torch::Tensor k = split_heads(project(h, w.self_attn.k_w), H);
-  const torch::Tensor v = split_heads(project(h, w.self_attn.v_w, w.self_attn.v_b), H);
+  const torch::Tensor qkv = torch::linear(h, w.qkv_w, w.qkv_b);  // q already scaled
+  const torch::Tensor q = split_heads(qkv.narrow(-1, 0, d), H);
+  const torch::Tensor k = split_heads(qkv.narrow(-1, d, d), H);
+  const torch::Tensor v = split_heads(qkv.narrow(-1, 2 * d, d), H);
   const torch::Tensor a = torch::softmax(torch::matmul(q, k.transpose(-1, -2)), -1);
   x = x + project(merge_heads(torch::matmul(a, v)), w.self_attn.o_w, w.self_attn.o_b);
   return x + mlp(w, x, config_.layer_norm_eps);
