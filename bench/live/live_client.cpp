@@ -123,6 +123,53 @@ void LiveClient::start(bool video) {
   }
 }
 
+SpokenResult LiveClient::speak(const std::vector<std::int16_t>& pcm, int silence_ms) {
+  Impl& m = *impl_;
+  SpokenResult r;
+  try {
+    std::vector<std::int16_t> all(pcm);
+    all.resize(all.size() + static_cast<std::size_t>(silence_ms) * 16, 0);
+    m.ws.binary(true);
+    constexpr std::size_t kFrame = 1600;  // 100 ms at 16 kHz
+    for (std::size_t i = 0; i < all.size(); i += kFrame) {
+      const std::size_t n = std::min(kFrame, all.size() - i);
+      m.ws.write(asio::buffer(all.data() + i, n * sizeof(std::int16_t)));
+    }
+    const Clock::time_point sent = Clock::now();
+    std::string msg;
+    std::optional<std::int64_t> response_id;
+    bool ended = false;
+    while (!ended) {
+      if (m.read(msg)) continue;  // media of the response being cancelled
+      const double at_ms = ms_between(sent, Clock::now());
+      const json j = json::parse(msg);
+      const std::string type = j.value("type", "");
+      if (type == "vad.speech_end" && r.speech_end_ms < 0) {
+        r.speech_end_ms = at_ms;
+      } else if (type == "transcript.final" && r.transcript_ms < 0) {
+        r.transcript_ms = at_ms;
+        r.transcript = j.value("text", "");
+        response_id = j.value("response_id", std::int64_t{-1});
+        m.ws.text(true);
+        m.ws.write(asio::buffer(json{{"type", "response.cancel"}}.dump()));
+      } else if ((type == "response.cancelled" || type == "response.done") && response_id &&
+                 j.value("response_id", std::int64_t{-2}) == *response_id) {
+        ended = true;
+      } else if (type == "error") {
+        if (r.transcript_ms < 0) {
+          r.error = j.dump();
+          return r;
+        }
+        ended = true;
+      }
+    }
+  } catch (const std::exception& e) {
+    r.error = e.what();
+  }
+  if (r.error.empty() && r.transcript_ms < 0) r.error = "no transcript.final";
+  return r;
+}
+
 TurnResult LiveClient::turn(const std::string& text) {
   Impl& m = *impl_;
   TurnResult r;

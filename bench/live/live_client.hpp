@@ -9,6 +9,9 @@
 #include <string>
 #include <vector>
 
+#include <cstdint>
+#include <vector>
+
 namespace talkserve::bench {
 
 struct LiveTarget {
@@ -44,6 +47,15 @@ struct TurnResult {
   nlohmann::json server_timings;       // response.done's timings
 };
 
+// One spoken utterance: times in milliseconds from the end of sending its audio.
+struct SpokenResult {
+  std::string error;  // empty when transcript.final arrived
+  double speech_end_ms = -1;       // vad.speech_end
+  double transcript_ms = -1;       // transcript.final
+  std::string transcript;
+  double end_to_transcript_ms() const { return transcript_ms - speech_end_ms; }
+};
+
 class LiveClient {
  public:
   // `timeout` bounds every blocking read.
@@ -56,6 +68,11 @@ class LiveClient {
   void start(bool video);
   // Sends input.text and reads until response.done, an error or a close. Never throws.
   TurnResult turn(const std::string& text);
+  // Sends `pcm` (16 kHz mono PCM16) in 100 ms frames followed by `silence_ms` of silence, as
+  // fast as the socket takes them, and reads until transcript.final; then cancels the response
+  // it starts (response.cancel) and reads until that response ends, so the session is idle
+  // again. Never throws.
+  SpokenResult speak(const std::vector<std::int16_t>& pcm, int silence_ms = 1200);
   // Sends a normal close and waits for the server's. Never throws.
   void close();
 

@@ -4,9 +4,13 @@
 // least as fast as it plays (real time: audio_seconds / (response.done - first video segment)
 // >= 1). --find-max climbs 2,4,6,...,16 sessions and reports the largest level at which every
 // session kept real time. Prints a table on stderr and one JSON object on stdout.
+// --spoken instead has each session speak one recording of ../shared/testdata/speech (the
+// 16 kHz ones, sent as PCM16 with 1.2 s of trailing silence) and times, per level, the
+// recogniser's latency as a user feels it: from vad.speech_end to transcript.final.
 //
 //   bench_live [--url HOST:PORT | --binary PATH] [--sessions 1,8,16] [--rounds 3] [--find-max]
 //              [--video true|false] [--api-key KEY] [--timeout 300]
+//              [--spoken [--speech-dir DIR]]
 //
 // Without --url it starts the talkserve binary of this build on a free loopback port with the
 // models of this checkout (models fetched by
@@ -16,6 +20,10 @@
 //   bench_live --url 127.0.0.1:8080
 
 #include <algorithm>
+#include <iterator>
+#include <cstring>
+#include <fstream>
+#include <filesystem>
 #include <barrier>
 #include <cmath>
 #include <cstdio>
@@ -58,6 +66,38 @@ double percentile(std::vector<double> v, double p) {
   return v[std::min(i, v.size() - 1)];
 }
 
+// PCM16 samples of a 16 kHz mono PCM16 WAV; empty for any other format.
+std::vector<std::int16_t> read_wav_16k(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto u32 = [&](std::size_t at) {
+    return static_cast<std::uint32_t>(static_cast<unsigned char>(data[at])) |
+           static_cast<std::uint32_t>(static_cast<unsigned char>(data[at + 1])) << 8 |
+           static_cast<std::uint32_t>(static_cast<unsigned char>(data[at + 2])) << 16 |
+           static_cast<std::uint32_t>(static_cast<unsigned char>(data[at + 3])) << 24;
+  };
+  if (data.size() < 12 || data.compare(0, 4, "RIFF") != 0 || data.compare(8, 4, "WAVE") != 0) return {};
+  bool ok = false;
+  for (std::size_t at = 12; at + 8 <= data.size();) {
+    const std::string id = data.substr(at, 4);
+    const std::uint32_t len = u32(at + 4);
+    const std::size_t body = at + 8;
+    if (body + len > data.size()) break;
+    if (id == "fmt " && len >= 16) {
+      const auto format = static_cast<unsigned char>(data[body]) | static_cast<unsigned char>(data[body + 1]) << 8;
+      const auto channels = static_cast<unsigned char>(data[body + 2]);
+      const auto bits = static_cast<unsigned char>(data[body + 14]);
+      ok = format == 1 && channels == 1 && u32(body + 4) == 16000 && bits == 16;
+    } else if (id == "data" && ok) {
+      std::vector<std::int16_t> out(len / 2);
+      std::memcpy(out.data(), data.data() + body, out.size() * 2);
+      return out;
+    }
+    at = body + len + (len & 1);
+  }
+  return {};
+}
+
 struct Level {
   int sessions = 0;
   std::vector<TurnResult> turns;  // every session of every round, failed ones included
@@ -87,6 +127,42 @@ std::vector<TurnResult> run_round(const LiveTarget& target, int n, bool video, s
   }
   for (auto& t : threads) t.join();
   return results;
+}
+
+// Spoken rounds: every session speaks one clip at the same moment.
+struct SpokenLevel {
+  int sessions = 0;
+  std::vector<SpokenResult> turns;
+};
+
+SpokenLevel run_spoken_level(const LiveTarget& target, int sessions, int rounds, std::chrono::seconds timeout,
+                             const std::vector<std::vector<std::int16_t>>& clips, std::size_t& clip_counter) {
+  SpokenLevel level;
+  level.sessions = sessions;
+  for (int round = 0; round < rounds; ++round) {
+    std::vector<SpokenResult> results(static_cast<std::size_t>(sessions));
+    std::barrier sync(sessions);
+    std::vector<std::thread> threads;
+    for (int i = 0; i < sessions; ++i) {
+      threads.emplace_back([&, i, clip = clip_counter++ % clips.size()] {
+        SpokenResult& r = results[static_cast<std::size_t>(i)];
+        LiveClient client(target, timeout);
+        try {
+          client.start(false);
+        } catch (const std::exception& e) {
+          r.error = std::string("session.start: ") + e.what();
+          sync.arrive_and_drop();
+          return;
+        }
+        sync.arrive_and_wait();
+        r = client.speak(clips[clip]);
+        client.close();
+      });
+    }
+    for (auto& t : threads) t.join();
+    for (auto& r : results) level.turns.push_back(std::move(r));
+  }
+  return level;
 }
 
 Level run_level(const LiveTarget& target, int sessions, int rounds, bool video, std::chrono::seconds timeout,
@@ -212,7 +288,8 @@ bool parse_bool(const std::string& v) {
 int main(int argc, char** argv) {
   std::string url, binary = TALKSERVE_BENCH_BINARY, api_key, levels_arg = "1,8,16", ladder_arg = "2,4,6,8,10,12,16";
   int rounds = 3, timeout_s = 300;
-  bool video = true, find_max = false;
+  bool video = true, find_max = false, spoken = false;
+  std::string speech_dir = std::string(TALKSERVE_BENCH_SOURCE_DIR) + "/../shared/testdata/speech";
   try {
     for (int i = 1; i < argc; ++i) {
       std::string a = argv[i];
@@ -229,6 +306,8 @@ int main(int argc, char** argv) {
       else if (a == "--video") video = parse_bool(next());
       else if (a == "--api-key") api_key = next();
       else if (a == "--timeout") timeout_s = std::stoi(next());
+      else if (a == "--spoken") spoken = true;
+      else if (a == "--speech-dir") speech_dir = next();
       else throw std::invalid_argument("unknown argument " + a);
     }
     if (rounds < 1) throw std::invalid_argument("--rounds must be >= 1");
@@ -250,9 +329,10 @@ int main(int argc, char** argv) {
               "--config", std::string(TALKSERVE_BENCH_SOURCE_DIR) + "/config/talkserve.toml",
               "--set", "http.host=127.0.0.1", "--set", "http.port=0",
               "--set", std::string("server.models_dir=\"") + TALKSERVE_BENCH_MODELS_DIR + "\"",
-              // Typed turns only: no speech recognition to load. Rendered clips (POST /v1/talk)
-              // go to a scratch folder, not the working directory.
-              "--set", "asr.enabled=false", "--set", "talk.cache_dir=\"/tmp/bench_live_clips\""},
+              // Typed turns need no speech recognition (spoken ones do). Rendered clips
+              // (POST /v1/talk) go to a scratch folder, not the working directory.
+              "--set", spoken ? "asr.enabled=true" : "asr.enabled=false",
+              "--set", "talk.cache_dir=\"/tmp/bench_live_clips\""},
           "/tmp/bench_live.stderr");
       const HttpTarget http = server->wait_ready(std::chrono::seconds(120));
       target.host = http.host;
@@ -260,6 +340,46 @@ int main(int argc, char** argv) {
     }
     target.api_key = api_key;
     const auto timeout = std::chrono::seconds(timeout_s);
+
+    if (spoken) {
+      std::vector<std::vector<std::int16_t>> clips;
+      for (const auto& e : std::filesystem::directory_iterator(speech_dir)) {
+        if (e.path().extension() != ".wav") continue;
+        auto pcm = read_wav_16k(e.path().string());
+        if (!pcm.empty()) clips.push_back(std::move(pcm));
+      }
+      if (clips.empty()) throw std::runtime_error("no 16 kHz PCM16 WAV in " + speech_dir);
+      std::size_t clip_counter = 0;
+      run_spoken_level(target, 1, 1, timeout, clips, clip_counter);  // warm-up
+      std::fprintf(stderr, "GET /v1/stream, spoken turns (%zu recordings), %d round(s) per level\n", clips.size(), rounds);
+      std::fprintf(stderr, "%8s %6s %6s | %s\n", "sessions", "turns", "errors", "vad.speech_end -> transcript.final ms p50 / p95 / max");
+      json results = json::array();
+      for (int n : levels) {
+        const SpokenLevel level = run_spoken_level(target, n, rounds, timeout, clips, clip_counter);
+        std::vector<double> lat;
+        int errors = 0;
+        std::string first_error;
+        for (const auto& t : level.turns) {
+          if (!t.error.empty() || t.speech_end_ms < 0) {
+            ++errors;
+            if (first_error.empty()) first_error = t.error.empty() ? "no vad.speech_end" : t.error;
+            continue;
+          }
+          lat.push_back(t.end_to_transcript_ms());
+        }
+        const double mx = lat.empty() ? 0 : *std::max_element(lat.begin(), lat.end());
+        std::fprintf(stderr, "%8d %6zu %6d | %.0f / %.0f / %.0f\n", n, level.turns.size(), errors, percentile(lat, 0.5),
+                     percentile(lat, 0.95), mx);
+        if (!first_error.empty()) std::fprintf(stderr, "      error: %s\n", first_error.c_str());
+        results.push_back(json{{"sessions", n},
+                               {"turns", level.turns.size()},
+                               {"errors", errors},
+                               {"speech_end_to_transcript_ms", {{"p50", percentile(lat, 0.5)}, {"p95", percentile(lat, 0.95)}, {"max", mx}}}});
+      }
+      std::printf("%s\n", json{{"bench", "live_spoken"}, {"rounds", rounds}, {"results", results}}.dump().c_str());
+      if (server) server->stop();
+      return 0;
+    }
 
     std::size_t question_counter = 0;
     {  // warm-up: the first turn pays for lazy initialisation
