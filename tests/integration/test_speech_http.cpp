@@ -1,6 +1,9 @@
-// The speech routes of the running server with the embedded models (pocketsphinx en-us,
-// Silero VAD, espeak-ng): OpenAI-shaped transcriptions and speech, every bad input with its
-// status, accuracy against pocketsphinx fed directly, and a TTS -> ASR round trip.
+// The speech routes of the running server with the default models (Whisper tiny.en, Silero
+// VAD, espeak-ng): OpenAI-shaped transcriptions and speech, every bad input with its status,
+// load shedding, and a TTS -> ASR round trip. Transcripts are compared after the English
+// normaliser (tests/support/english_normalizer.hpp): Whisper writes "Go forward 10 meters.".
+// Whisper's accuracy over the shared recordings, hostile audio and its verbose_json fields are
+// in test_whisper_http.cpp.
 
 #include <catch2/catch.hpp>
 
@@ -12,16 +15,32 @@
 
 #include "support/data_paths.hpp"
 #include "support/checks.hpp"
+#include "support/english_normalizer.hpp"
 #include "support/talkserve.hpp"
 #include "talkserve/media/audio.hpp"
-#include "talkserve/speech/pocketsphinx_backend.hpp"
 #include "talkserve/speech/wer.hpp"
 
 using namespace talkserve::itest;
 using namespace std::chrono_literals;
 using nlohmann::json;
+using talkserve::test::normalize_english;
 
 namespace {
+
+const std::string kGoForward = "go forward 10 meters";  // "go forward ten meters", normalised
+
+// Word errors after the English normaliser on both sides.
+talkserve::speech::WordErrors normalized_errors(const std::string& reference,
+                                                const std::string& hypothesis) {
+  return talkserve::speech::word_errors(normalize_english(reference), normalize_english(hypothesis));
+}
+
+// The text of a response_format=text body (one line ending in a newline), normalised.
+std::string text_body(const HttpResponse& res) {
+  CHECK(!res.body.empty());
+  CHECK(res.body.back() == '\n');
+  return normalize_english(res.body);
+}
 
 const std::string kBoundary = "talkserve-test-boundary-7MA4YWxkTrZu0gW";
 
@@ -64,31 +83,10 @@ HttpResponse transcribe(const HttpClient& client, const std::string& audio,
   return post_multipart(client, fields);
 }
 
-struct Clip {
-  std::string file;
-  std::string transcript;
-};
-
-std::vector<Clip> speech_clips() {
-  std::ifstream in(talkserve::test::speech_data_dir() + "/transcripts.tsv");
-  REQUIRE(in);
-  std::vector<Clip> clips;
-  std::string line;
-  std::getline(in, line);  // header
-  while (std::getline(in, line)) {
-    const auto t1 = line.find('\t');
-    const auto t2 = line.find('\t', t1 + 1);
-    if (t1 == std::string::npos) continue;
-    clips.push_back({line.substr(0, t1), line.substr(t1 + 1, t2 - t1 - 1)});
-  }
-  return clips;
-}
-
 Talkserve::Options speech_server(std::vector<std::string> extra = {}) {
   Talkserve::Options o;
-  o.args = {"--set", "asr.decoders=2"};
-  o.args.insert(o.args.end(), extra.begin(), extra.end());
-  o.startup_timeout = 60s;
+  o.args = std::move(extra);  // the default recogniser: asr.backend = "whisper"
+  o.startup_timeout = 120s;
   return o;
 }
 
@@ -102,18 +100,20 @@ TEST_CASE("transcriptions: a real recording in every response format", "[speech]
   auto res = transcribe(client, wav, "json");
   INFO(res.body);
   REQUIRE(res.status == 200);
-  CHECK(res.json() == json{{"text", "go forward ten meters"}});
+  const json body = res.json();
+  CHECK(body.size() == 1);  // {"text": ...} and nothing else
+  CHECK(normalize_english(body["text"].get<std::string>()) == kGoForward);
 
   res = transcribe(client, wav, "text");
   REQUIRE(res.status == 200);
-  CHECK(res.body == "go forward ten meters\n");
+  CHECK(text_body(res) == kGoForward);
   CHECK(res.header("Content-Type").value_or("").rfind("text/plain", 0) == 0);
 
   res = transcribe(client, wav, "srt");
   REQUIRE(res.status == 200);
   CHECK(res.body.rfind("1\n00:00:0", 0) == 0);
   CHECK(res.body.find(" --> ") != std::string::npos);
-  CHECK(res.body.find("go forward ten meters") != std::string::npos);
+  CHECK(normalize_english(res.body).find(kGoForward) != std::string::npos);
 
   res = transcribe(client, wav, "vtt");
   REQUIRE(res.status == 200);
@@ -128,7 +128,7 @@ TEST_CASE("transcriptions: a real recording in every response format", "[speech]
   CHECK(j["task"] == "transcribe");
   CHECK(j["language"] == "english");
   CHECK(j["duration"].get<double>() == Approx(2.8).margin(0.1));
-  CHECK(j["text"] == "go forward ten meters");
+  CHECK(normalize_english(j["text"].get<std::string>()) == kGoForward);
   REQUIRE(j["segments"].size() >= 1);
   CHECK(j["segments"][0]["start"].get<double>() >= 0.0);
   REQUIRE(j["words"].size() == 4);
@@ -157,8 +157,7 @@ TEST_CASE("transcriptions: compressed uploads and other sample rates decode", "[
     auto res = transcribe(client, read_file(out), "json", "goforward." + ext);
     INFO(ext << ": " << res.body);
     REQUIRE(res.status == 200);
-    const auto e = talkserve::speech::word_errors("go forward ten meters",
-                                                  res.json()["text"].get<std::string>());
+    const auto e = normalized_errors("go forward ten meters", res.json()["text"].get<std::string>());
     CHECK(e.errors() <= 1);
   }
 }
@@ -194,7 +193,7 @@ TEST_CASE("transcriptions: every bad input gets its status and a clear error",
   // Nothing above harmed the server: a good request still works.
   auto res = transcribe(client, wav, "text");
   REQUIRE(res.status == 200);
-  CHECK(res.body == "go forward ten meters\n");
+  CHECK(text_body(res) == kGoForward);
 }
 
 TEST_CASE("transcriptions: concurrent uploads, good and bad, each get their own answer",
@@ -215,7 +214,7 @@ TEST_CASE("transcriptions: concurrent uploads, good and bad, each get their own 
       CHECK(res.status == 415);
     } else {
       CHECK(res.status == 200);
-      CHECK(res.body == "go forward ten meters\n");
+      CHECK(text_body(res) == kGoForward);
     }
   }
   auto metrics = server.client().get("/metrics").body;
@@ -254,7 +253,7 @@ TEST_CASE("transcriptions: uploads whose clients hang up are dropped before deco
   auto client = server.client(120s);
   auto res = transcribe(client, speech_file("pocketsphinx_goforward.wav"), "text");
   CHECK(res.status == 200);
-  CHECK(res.body == "go forward ten meters\n");
+  CHECK(text_body(res) == kGoForward);
 }
 
 TEST_CASE("transcriptions: a backlog older than asr.max_queue_delay_ms sheds new uploads with 503",
@@ -309,7 +308,7 @@ TEST_CASE("transcriptions: a backlog older than asr.max_queue_delay_ms sheds new
       if (i == 0) {
         CHECK_THAT(res.body, Catch::Contains("country"));
       } else {
-        CHECK(res.body == "go forward ten meters\n");
+        CHECK(text_body(res) == kGoForward);
       }
     }
   }
@@ -322,40 +321,6 @@ TEST_CASE("transcriptions: a backlog older than asr.max_queue_delay_ms sheds new
   auto res = transcribe(client, goforward, "text");
   CHECK(res.status == 200);
   CHECK(server.metrics().value("talkserve_queue_depth", {{"executor", "asr"}}) == 0);
-}
-
-TEST_CASE("transcriptions: the server's word error rate matches pocketsphinx fed directly",
-          "[speech][asr][accuracy]") {
-  // Direct: the same pocketsphinx model on the whole clip (decoded to 16 kHz by FFmpeg).
-  // Server: the HTTP endpoint (multipart, FFmpeg, VAD segments, batching).
-  talkserve::speech::PocketsphinxConfig pc;
-  pc.decoders = 2;
-  auto direct = talkserve::speech::make_pocketsphinx_backend(pc);
-  Talkserve server(speech_server());
-  auto client = server.client(300s);
-
-  talkserve::speech::WordErrors direct_total, server_total;
-  for (const Clip& clip : speech_clips()) {
-    const std::string bytes = speech_file(clip.file);
-    auto decoded = talkserve::media::decode_audio(
-        {reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()});
-    std::vector<talkserve::speech::AsrInput> batch{{decoded.samples, "en"}};
-    const auto direct_text = direct->transcribe_batch(batch).at(0).text;
-    auto res = transcribe(client, bytes, "json", clip.file);
-    REQUIRE(res.status == 200);
-    const std::string server_text = res.json()["text"];
-    const auto d = talkserve::speech::word_errors(clip.transcript, direct_text);
-    const auto s = talkserve::speech::word_errors(clip.transcript, server_text);
-    direct_total += d;
-    server_total += s;
-    WARN(clip.file << ": WER direct " << d.rate() * 100 << "%, server " << s.rate() * 100
-                   << "%\n  server: " << server_text);
-  }
-  WARN("overall WER: direct " << direct_total.rate() * 100 << "%, server "
-                              << server_total.rate() * 100 << "% over "
-                              << direct_total.reference_words << " words");
-  CHECK(server_total.rate() <= direct_total.rate() + 0.01);
-  CHECK(direct_total.rate() < 0.6);  // the recordings really are recognised
 }
 
 TEST_CASE("speech: streamed audio in every format, valid per ffprobe", "[speech][tts]") {
@@ -449,12 +414,13 @@ TEST_CASE("round trip: synthesised English is recognised by the ASR stage",
     REQUIRE(audio.status == 200);
     auto res = transcribe(client, audio.body, "text", "tts.wav");
     REQUIRE(res.status == 200);
-    const auto e = talkserve::speech::word_errors(s, res.body);
+    const auto e = normalized_errors(s, res.body);
     total += e;
     WARN("\"" << s << "\" -> \"" << res.body.substr(0, res.body.size() - 1) << "\" (" << e.errors()
               << " errors)");
   }
   const double recovery = 1.0 - total.rate();
   WARN("word recovery rate: " << recovery * 100 << "% over " << total.reference_words << " words");
-  CHECK(recovery >= 0.4);  // measured 53% with espeak-ng "alloy" and pocketsphinx en-us
+  // Measured 82% with espeak-ng "alloy" and Whisper tiny.en (53% with pocketsphinx en-us).
+  CHECK(recovery >= 0.65);
 }
