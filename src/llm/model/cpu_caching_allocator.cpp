@@ -26,6 +26,7 @@ class CachingCpuAllocator final : public c10::Allocator {
   }
   c10::DeleterFnPtr raw_deleter() const override { return &release; }
 
+  std::size_t cap() const { return cap_; }
   std::size_t cached() const {
     std::lock_guard lock(mutex_);
     return cached_;
@@ -101,6 +102,10 @@ void install_cpu_caching_allocator(std::size_t max_cached_bytes) {
 
 std::size_t cpu_caching_allocator_cached_bytes() {
   return CachingCpuAllocator::instance != nullptr ? CachingCpuAllocator::instance->cached() : 0;
+}
+
+std::size_t cpu_caching_allocator_cap() {
+  return CachingCpuAllocator::instance != nullptr ? CachingCpuAllocator::instance->cap() : 0;
 }
 
 }  // namespace talkserve::llm::detail

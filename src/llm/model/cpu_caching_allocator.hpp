@@ -20,7 +20,9 @@ namespace talkserve::llm::detail {
 // Installs the allocator for every later CPU tensor (idempotent; the first cap wins).
 void install_cpu_caching_allocator(std::size_t max_cached_bytes = std::size_t{512} << 20);
 
-// Bytes of freed blocks the allocator holds for reuse (0 before it is installed).
+// Bytes of freed blocks the allocator holds for reuse, and the most it may hold (both 0 before
+// it is installed).
 std::size_t cpu_caching_allocator_cached_bytes();
+std::size_t cpu_caching_allocator_cap();
 
 }  // namespace talkserve::llm::detail
