@@ -47,7 +47,8 @@ struct RealtimeSession::Response {
   int deltas = 0;
   double audio_ms = 0;
   sched::Clock::time_point started{};
-  std::optional<sched::Clock::time_point> speech_stopped_at;  // the turn's end of speech
+  std::optional<sched::Clock::time_point> speech_stopped_at;  // the VAD reported the end
+  std::optional<sched::Clock::time_point> end_of_speech_at;   // the end's audio arrived
   json timings = json::object();
   int max_tokens = 0;
 };
@@ -228,6 +229,13 @@ void RealtimeSession::session_update(const std::string& eid, const SessionUpdate
 
 // ---- input audio -------------------------------------------------------------------------------
 
+std::optional<sched::Clock::time_point> RealtimeSession::arrival_of(std::size_t sample) const {
+  for (const auto& [end, at] : arrivals_) {
+    if (end >= sample) return at;
+  }
+  return std::nullopt;
+}
+
 void RealtimeSession::reset_detector() {
   vad_.reset();
   speech_begin_.reset();
@@ -248,6 +256,8 @@ void RealtimeSession::append_audio(const std::string& eid, const std::string& by
   }
   buffer_.insert(buffer_.end(), samples.begin(), samples.end());
   received_ += samples.size();
+  arrivals_.emplace_back(received_, clock_.now());
+  if (arrivals_.size() > 1024) arrivals_.pop_front();
   if (vad_) {
     for (const auto& ev : vad_->push(samples)) on_vad(ev);
   }
@@ -289,12 +299,18 @@ void RealtimeSession::on_vad(const VadEvent& ev) {
     emit("input_audio_buffer.speech_started",
          {{"audio_start_ms", std::lround(ms_of(at))}, {"item_id", speech_item_id_}});
     if (response_ && settings_.turn_detection && settings_.turn_detection->interrupt_response) {
-      cancel_response("turn_detected");  // the user talks over the reply: barge-in
+      // The user talks over the reply: barge-in. The start is padded by prefix_padding_ms.
+      const auto pad =
+          static_cast<std::size_t>(settings_.turn_detection->prefix_padding_ms) * kRate16k / 1000;
+      if (auto heard = arrival_of(at + pad))
+        response_->timings["barge_in_ms"] = ms_between(*heard, clock_.now());
+      cancel_response("turn_detected");
     }
     return;
   }
   if (!speech_begin_) return;
   speech_stopped_at_ = clock_.now();
+  end_of_speech_at_ = arrival_of(at);
   emit("input_audio_buffer.speech_stopped",
        {{"audio_end_ms", std::lround(ms_of(at))}, {"item_id", speech_item_id_}});
   const bool auto_response = settings_.turn_detection && settings_.turn_detection->create_response;
@@ -560,7 +576,9 @@ void RealtimeSession::start_response(const std::string& eid, ResponseOverrides o
   r->metadata = o.metadata;
   r->started = clock_.now();
   r->speech_stopped_at = speech_stopped_at_;
+  r->end_of_speech_at = end_of_speech_at_;
   speech_stopped_at_.reset();
+  end_of_speech_at_.reset();
   r->item.id = r->item_id;
   r->item.role = "assistant";
   r->item.status = "in_progress";
@@ -675,8 +693,17 @@ void RealtimeSession::on_reply_speech(std::string sentence, std::vector<float> p
   if (r.item.spoken.empty()) {
     const auto now = clock_.now();
     r.timings["first_audio_ms"] = ms_between(r.started, now);
-    if (r.speech_stopped_at)
+    if (r.speech_stopped_at) {
       r.timings["speech_stopped_to_first_audio_ms"] = ms_between(*r.speech_stopped_at, now);
+      r.timings["transcription_ms"] = ms_between(*r.speech_stopped_at, r.started);
+    }
+    if (r.end_of_speech_at) {
+      r.timings["voice_to_voice_ms"] = ms_between(*r.end_of_speech_at, now);
+      if (r.speech_stopped_at) {
+        r.timings["end_of_speech_detection_ms"] =
+            ms_between(*r.end_of_speech_at, *r.speech_stopped_at);
+      }
+    }
   }
   const std::size_t step = static_cast<std::size_t>(kAudioDeltaSeconds * 24000);
   for (std::size_t at = 0; at < pcm24k.size(); at += step) {
@@ -800,6 +827,8 @@ void RealtimeSession::finish_response(const std::string& status, json details,
     auto [eid, overrides] = std::move(*deferred_response_);
     deferred_response_.reset();
     start_response(eid, std::move(overrides));
+  } else if (options_.on_idle) {
+    options_.on_idle();
   }
 }
 

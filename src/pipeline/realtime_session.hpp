@@ -12,6 +12,7 @@
 // hands the backend callbacks that `post` back onto that executor.
 
 #include <cstddef>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -112,6 +113,7 @@ struct RealtimeSessionOptions {
   Dialect dialect = Dialect::beta;  // until a session.update shows the other shape
   double max_buffer_seconds = 120;  // input audio held without a commit
   std::size_t max_items = 512;      // conversation items kept (the oldest go first)
+  std::function<void()> on_idle;    // after each response, when no other is waiting
 };
 
 class RealtimeSession : public std::enable_shared_from_this<RealtimeSession> {
@@ -199,6 +201,11 @@ class RealtimeSession : public std::enable_shared_from_this<RealtimeSession> {
   std::optional<std::size_t> speech_begin_;
   std::string speech_item_id_;
   std::optional<sched::Clock::time_point> speech_stopped_at_;
+  // When the audio up to each stream position arrived (recent appends), for the latencies
+  // measured from the speech itself: end of speech to first reply audio, barge-in.
+  std::deque<std::pair<std::size_t, sched::Clock::time_point>> arrivals_;
+  std::optional<sched::Clock::time_point> end_of_speech_at_;
+  std::optional<sched::Clock::time_point> arrival_of(std::size_t sample) const;
 
   int transcribing_ = 0;
   std::vector<std::shared_ptr<ReplyHandle>> transcriptions_;

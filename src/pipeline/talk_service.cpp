@@ -49,6 +49,7 @@
 #include "talkserve/speech/speech_service.hpp"
 #include "talkserve/speech/tts_stage.hpp"
 #include "live_session.hpp"
+#include "realtime_backend.hpp"
 #include "stages.hpp"
 
 namespace talkserve::pipeline {
@@ -532,6 +533,17 @@ class TalkService final : public app::Service {
           return make_live_session(stages_, control_pool_, pool_, ctx);
         },
         live);
+    // The same live pipeline behind the OpenAI Realtime event protocol (docs/realtime.md).
+    net::RouteOptions realtime;
+    realtime.name = "/v1/realtime";
+    router.add_websocket(
+        "/v1/realtime",
+        [this](const net::RequestContext& ctx) -> std::shared_ptr<net::WebSocketHandler> {
+          if (!ready()) return nullptr;
+          refuse_if_overloaded(ctx.priority, /*spoken=*/true);
+          return make_realtime_session(stages_, control_pool_, pool_, ctx);
+        },
+        realtime);
   }
 
   // Load shedding (asr/llm/talk .max_queue_delay_ms): work that would queue behind a backlog

@@ -34,6 +34,13 @@ WsClient::WsClient(std::uint16_t port, std::string host)
   REQUIRE_FALSE(ec);
 }
 
+void WsClient::set_header(std::string name, std::string value) {
+  ws_.set_option(beast::websocket::stream_base::decorator(
+      [name = std::move(name), value = std::move(value)](beast::websocket::request_type& req) {
+        req.set(name, value);
+      }));
+}
+
 beast::error_code WsClient::handshake(std::string target, std::chrono::milliseconds timeout) {
   std::string host = host_ + ":" + std::to_string(port_);
   return run_op(timeout, [&](auto handler) {

@@ -27,6 +27,8 @@ class WsClient {
 
   // Connects to host:port (REQUIREs success).
   explicit WsClient(std::uint16_t port, std::string host = "127.0.0.1");
+  // Adds a header to the upgrade request (call before handshake()).
+  void set_header(std::string name, std::string value);
   // Performs the upgrade to `target`; the 101 (or refusal) is in upgrade_response().
   boost::beast::error_code handshake(std::string target,
                                      std::chrono::milliseconds timeout = std::chrono::seconds(2));

@@ -247,6 +247,8 @@ TEST_CASE("realtime session: a server-VAD turn in the documented order", "[pipel
   CHECK(response["usage"]["total_tokens"] == 16);
   CHECK(response["output"][0]["content"][0]["transcript"] == "Hi. Bye.");
   CHECK(response["timings"]["speech_stopped_to_first_audio_ms"].get<double>() == Approx(500));
+  CHECK(response["timings"]["voice_to_voice_ms"].get<double>() == Approx(500));
+  CHECK(response["timings"]["transcription_ms"].get<double>() == Approx(300));
   CHECK(h.last("response.audio_transcript.done")["transcript"] == "Hi. Bye.");
   // The deltas hold 0.9 s of PCM16 at 24 kHz.
   std::size_t bytes = 0;
