@@ -211,7 +211,16 @@ SessionUpdate parse_session_update(const Fields& top) {
   SessionUpdate u;
   const bool ga =
       f.has("type") || f.has("audio") || f.has("output_modalities") || f.has("max_output_tokens");
-  u.dialect = ga ? Dialect::ga : Dialect::beta;
+  // A shape-neutral update (instructions only, say) keeps the session's dialect.
+  const bool beta = f.has("modalities") || f.has("voice") || f.has("input_audio_format") ||
+                    f.has("output_audio_format") || f.has("turn_detection") ||
+                    f.has("input_audio_transcription") || f.has("temperature") ||
+                    f.has("max_response_output_tokens");
+  if (ga) {
+    u.dialect = Dialect::ga;
+  } else if (beta) {
+    u.dialect = Dialect::beta;
+  }
   if (auto i = f.str("instructions", kMaxInstructionsBytes)) u.instructions = *i;
   if (auto v = f.boolean("video")) u.video = *v;
   no_tools(f);

@@ -310,7 +310,11 @@ void RealtimeSession::on_vad(const VadEvent& ev) {
   }
   if (!speech_begin_) return;
   speech_stopped_at_ = clock_.now();
-  end_of_speech_at_ = arrival_of(at);
+  // The detector pads the end by prefix_padding_ms too: the speech itself ended before.
+  const auto pad = static_cast<std::size_t>(
+                       settings_.turn_detection ? settings_.turn_detection->prefix_padding_ms : 0) *
+                   kRate16k / 1000;
+  end_of_speech_at_ = arrival_of(at > pad ? at - pad : 0);
   emit("input_audio_buffer.speech_stopped",
        {{"audio_end_ms", std::lround(ms_of(at))}, {"item_id", speech_item_id_}});
   const bool auto_response = settings_.turn_detection && settings_.turn_detection->create_response;

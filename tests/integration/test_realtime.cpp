@@ -117,7 +117,8 @@ TEST_CASE("realtime: spoken and typed turns, errors that leave sessions going, k
     rt.send({{"type", "session.update"},
              {"session",
               {{"turn_detection", {{"type", "server_vad"}, {"silence_duration_ms", 500}}},
-               {"input_audio_transcription", {{"model", "whisper-1"}}}}}});
+               {"input_audio_transcription", {{"model", "whisper-1"}}},
+               {"video", true}}}});
     CHECK(rt.until("session.updated")["session"]["turn_detection"]["silence_duration_ms"] == 500);
 
     // Real time: 40 ms of audio every 40 ms; then a second of silence ends the turn.
@@ -169,6 +170,15 @@ TEST_CASE("realtime: spoken and typed turns, errors that leave sessions going, k
           response["usage"]["input_tokens"].get<int>() +
               response["usage"]["output_tokens"].get<int>());
     CHECK_FALSE(response["output"][0]["content"][0]["transcript"].get<std::string>().empty());
+    // The avatar's video (extension): an init segment, media segments, then the done event.
+    std::vector<std::string> segments;
+    for (const auto& ev : rt.seen) {
+      if (ev["type"] == "response.output_video.delta") segments.push_back(ev["segment"]);
+    }
+    REQUIRE(segments.size() >= 2);
+    CHECK(segments.front() == "init");
+    CHECK(segments.back() == "media");
+    CHECK(rt.index_of("response.output_video.done") < rt.index_of("response.done"));
     std::cout << "realtime voice turn timings: " << response["timings"].dump() << "\n";
     CHECK(response["timings"]["voice_to_voice_ms"].is_number());
   }

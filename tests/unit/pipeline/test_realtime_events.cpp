@@ -87,6 +87,10 @@ TEST_CASE("realtime: beta session.update", "[pipeline][realtime]") {
   CHECK_FALSE(s.transcription);
   CHECK(s.voice == "alloy");
   CHECK(s.input_format == AudioFormat::g711_ulaw);
+  // An update with no beta- or GA-only field keeps the session's shape.
+  CHECK_FALSE(
+      parse_as<SessionUpdate>({{"type", "session.update"}, {"session", {{"instructions", "x"}}}})
+          .dialect);
 }
 
 TEST_CASE("realtime: GA session.update nests audio settings", "[pipeline][realtime]") {
