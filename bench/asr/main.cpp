@@ -21,7 +21,7 @@
 //             [--decoders 2] [--wav2vec2-dir DIR] [--no-vad] [--speech-dir DIR]
 //             [--w2v-workers 1] [--w2v-threads 0] [--max-batch-seconds 0]
 //             [--whisper-dir DIR] [--whisper-workers 4] [--whisper-threads CORES]
-//             [--whisper-encoder-dtype auto|float32|bfloat16]
+//             [--whisper-encoder-dtype auto|float32|bfloat16] [--max-batch 8]
 //             [--lone-clip jfk.wav] [--lone-seconds 5] [--lone-runs 5] [--no-ort]
 // --backend: both = pocketsphinx + wav2vec2 (as before whisper existed); all (the default) =
 // the three. --whisper-dir: default $TALKSERVE_MODELS_DIR/whisper-tiny-en, else the build's
@@ -83,6 +83,7 @@ struct Args {
   // the LLM; with Debian's libtorch each thread then starts OpenMP teams of all cores).
   int whisper_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   std::string whisper_encoder_dtype = "auto";  // asr.whisper_encoder_dtype
+  std::size_t max_batch = 8;  // asr.max_batch: segments per executor batch (every backend)
   std::string lone_clip = "jfk.wav";  // in speech_dir, or a path
   double lone_seconds = 5;
   int lone_runs = 5;
@@ -114,6 +115,7 @@ Args parse_args(int argc, char** argv) {
     else if (k == "--whisper-workers") a.whisper_workers = std::stoi(next());
     else if (k == "--whisper-threads") a.whisper_threads = std::stoi(next());
     else if (k == "--whisper-encoder-dtype") a.whisper_encoder_dtype = next();
+    else if (k == "--max-batch") a.max_batch = std::stoul(next());
     else if (k == "--lone-clip") a.lone_clip = next();
     else if (k == "--lone-seconds") a.lone_seconds = std::stod(next());
     else if (k == "--lone-runs") a.lone_runs = std::stoi(next());
@@ -447,7 +449,7 @@ int main(int argc, char** argv) {
       speech::PocketsphinxConfig pc;
       pc.decoders = args.decoders;
       results.push_back(bench_backend("pocketsphinx", speech::make_pocketsphinx_backend(pc), vad,
-                                      clips, 8, 2, args.max_batch_seconds));
+                                      clips, args.max_batch, 2, args.max_batch_seconds));
     }
     if (wants(args, "wav2vec2")) {
       std::string dir = args.wav2vec2_dir;
@@ -462,7 +464,7 @@ int main(int argc, char** argv) {
       o.path = dir;
       o.threads = args.w2v_threads;
       results.push_back(bench_backend(args.wav2vec2_dir.empty() ? "wav2vec2-base(random)" : "wav2vec2",
-                                      speech::Wav2Vec2Asr::load(o), vad, clips, 8,
+                                      speech::Wav2Vec2Asr::load(o), vad, clips, args.max_batch,
                                       static_cast<std::size_t>(args.w2v_workers), args.max_batch_seconds));
       if (!tmp.empty()) fs::remove_all(tmp);
     }
@@ -488,7 +490,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "%-14s loaded %s in %.2f s: resident memory +%.1f MiB (VmRSS %.1f -> %.1f MiB)\n",
                    "whisper", args.whisper_dir.c_str(), load_seconds, (rss_after - rss_before) / 1048576.0,
                    rss_before / 1048576.0, rss_after / 1048576.0);
-      auto j = bench_backend(o.name, std::move(asr), vad, clips, 8,
+      auto j = bench_backend(o.name, std::move(asr), vad, clips, args.max_batch,
                              static_cast<std::size_t>(args.whisper_workers), args.max_batch_seconds, &probe);
       j["load_seconds"] = load_seconds;
       j["model_rss_mib"] = (rss_after - rss_before) / 1048576.0;
