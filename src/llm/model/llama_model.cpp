@@ -21,6 +21,7 @@
 #include <ATen/Parallel.h>
 
 #include "llm/model/cpu_kernels.hpp"
+#include "llm/model/parallel_matmul.hpp"
 
 // The kernels' vector helpers are always inlined; GCC still reports -Wpsabi for their
 // template instances at the end of this file, where the header's own pragma no longer holds.
@@ -351,11 +352,7 @@ class LlamaModel final : public ModelRunner {
     for (size_t l = 0; l < layers_.size(); ++l) {
       const LayerParams& p = layers_[l];
       cpu::rms_norm(x.data_ptr<float>(), p.attn_norm.data_ptr<float>(), h.data_ptr<float>(), T, D, eps);
-      if (p.bqkv.defined()) {
-        torch::addmm_out(qkv, p.bqkv, h, p.wqkv_t);
-      } else {
-        torch::mm_out(qkv, h, p.wqkv_t);
-      }
+      parallel_addmm(qkv, h, p.wqkv_t, p.bqkv);
       cpu::rope_and_store_kv(qkv.data_ptr<float>(), T, H, KVH, HD, block_size_, ix.positions.data(),
                              ix.write_slots.data(),
                              rope_cos_.data_ptr<float>(), rope_sin_.data_ptr<float>(),
@@ -364,11 +361,11 @@ class LlamaModel final : public ModelRunner {
                            k_pool_[l].data_ptr<float>(),
                            v_pool_[l].data_ptr<float>(), ix.gather.data(), ix.token_slot_offset.data(),
                            ix.token_ctx.data(), scale, attn.data_ptr<float>());
-      x.addmm_(attn, p.wo_t);
+      parallel_addmm(x, attn, p.wo_t, {}, 1.0);
       cpu::rms_norm(x.data_ptr<float>(), p.ffn_norm.data_ptr<float>(), h.data_ptr<float>(), T, D, eps);
-      torch::mm_out(gate_up, h, p.w13_t);
+      parallel_addmm(gate_up, h, p.w13_t);
       cpu::swiglu(gate_up.data_ptr<float>(), act.data_ptr<float>(), T, F);
-      x.addmm_(act, p.w2_t);
+      parallel_addmm(x, act, p.w2_t, {}, 1.0);
     }
 
     StepOutput out;
@@ -380,7 +377,7 @@ class LlamaModel final : public ModelRunner {
     cpu::rms_norm(last.data_ptr<float>(), final_norm_.data_ptr<float>(), normed.data_ptr<float>(), rows, D, eps);
     out.logits.resize(static_cast<size_t>(rows * hp_.vocab_size));
     torch::Tensor logits = torch::from_blob(out.logits.data(), {rows, hp_.vocab_size}, f32);
-    torch::mm_out(logits, normed, wcls_t_);
+    parallel_addmm(logits, normed, wcls_t_);
     return out;
   }
 

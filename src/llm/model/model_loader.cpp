@@ -14,9 +14,9 @@
 #include "llm/model/llama_weights.hpp"
 
 // Debian's libtorch does its GEMMs through OpenBLAS, whose own thread pool ignores
-// at::set_num_threads: without this, num_threads = 1 would still run every matmul on all
-// cores, next to torch's OpenMP workers. Weak, so the build does not depend on which BLAS
-// libtorch was linked with.
+// at::set_num_threads and whose workers spin between calls: the loader makes it
+// single-threaded and the CPU step spreads its matmuls over torch's threads instead. Weak, so
+// the build does not depend on which BLAS libtorch was linked with.
 extern "C" void openblas_set_num_threads(int) __attribute__((weak));
 
 namespace talkserve::llm {
@@ -71,7 +71,9 @@ std::unique_ptr<ModelRunner> load_model(const ModelConfig& config) {
                             ? config.num_threads
                             : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     at::set_num_threads(threads);
-    if (openblas_set_num_threads != nullptr) openblas_set_num_threads(threads);
+    // The BLAS stays single-threaded: its workers spin between calls; the CPU paths split
+    // their matmuls across torch's threads instead (parallel_matmul.hpp).
+    if (openblas_set_num_threads != nullptr) openblas_set_num_threads(1);
 
     detail::RunnerOptions opt;
     opt.device = parse_device(config.device);

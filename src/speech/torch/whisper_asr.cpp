@@ -14,6 +14,8 @@
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <thread>
+#include <string_view>
 
 #include "llm/model/cpu_caching_allocator.hpp"
 #include "speech/torch/whisper_decode_loop.hpp"
@@ -35,7 +37,13 @@ namespace {
 constexpr double kWindowSeconds = 30.0;
 constexpr int kAudioFramesPerSecond = 50;  // encoder positions per second
 constexpr int kMaxPromptTokens = 223;      // the reference keeps the last n_text_ctx/2 - 1
-constexpr std::size_t kEncodeChunk = 8;    // windows per encoder forward (bounds its memory)
+// Windows per encoder forward. On a CPU the encoder is compute-bound at one window (the 30 s
+// window is 1500 positions) and larger batches only add cache misses; a GPU gains from more.
+constexpr std::size_t kEncodeChunkCpu = 1;
+constexpr std::size_t kEncodeChunkGpu = 8;
+// A window that ends before its audio does is followed by one for the rest, unless less
+// than this is left (the VAD's padding after the last word).
+constexpr std::size_t kMinTailSamples = kAsrSampleRate / 2;
 
 torch::Device parse_device(const std::string& device) {
   if (device == "cpu") return torch::kCPU;
@@ -112,7 +120,6 @@ struct WhisperAsr::Impl {
   std::unique_ptr<detail::WhisperDecodeLoop> loop;
   std::mutex encoder_mutex;  // one encoder forward at a time: it already uses every core
   std::atomic<std::uint64_t> encoder_ns{0};
-  std::atomic<std::uint64_t> windows{0};
 
   std::string text_of(const std::vector<int>& tokens) const {
     std::string out;
@@ -253,6 +260,13 @@ std::vector<WhisperWindow> WhisperAsr::Impl::finish_window(
       word.start = offset + std::min(word.start, seconds);
       word.end = offset + std::min(word.end, seconds);
     }
+    // The alignment can put a word's edge a little outside the timestamp tokens' span: the
+    // segments grow to cover their words (as the reference transcriber moves segment edges to
+    // word times), so captions built from either agree.
+    if (!w.result.words.empty() && !w.result.segments.empty()) {
+      w.result.segments.front().start = std::min(w.result.segments.front().start, w.result.words.front().start);
+      w.result.segments.back().end = std::max(w.result.segments.back().end, w.result.words.back().end);
+    }
   }
   return {std::move(w)};
 }
@@ -303,10 +317,13 @@ std::unique_ptr<WhisperAsr> WhisperAsr::load(const WhisperOptions& options) {
   auto impl = std::make_unique<Impl>();
   impl->options = options;
   impl->device = parse_device(options.device);
-  if (options.threads > 0) {
-    at::set_num_threads(options.threads);
-    if (openblas_set_num_threads) openblas_set_num_threads(options.threads);
-  }
+  // Every thread that runs torch work takes this team size (an unset count lets each of them
+  // start teams of all cores, several at once).
+  at::set_num_threads(options.threads > 0 ? options.threads
+                                          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  // The BLAS stays single-threaded (its workers spin between calls); the encoder spreads its
+  // work over torch's threads instead (llm/model/parallel_matmul.hpp).
+  if (openblas_set_num_threads) openblas_set_num_threads(1);
   try {
     impl->model = std::make_unique<detail::WhisperModel>(options.path, impl->device,
                                                          encoder_bf16(options.encoder_dtype));
@@ -464,75 +481,103 @@ std::vector<std::vector<WhisperWindow>> WhisperAsr::transcribe_windows(std::vect
     std::string language;
     std::future<detail::WhisperOutcome> outcome;
   };
-  std::vector<Window> windows;
   const auto window_len = static_cast<std::size_t>(detail::kWhisperWindowSamples);
-  for (std::size_t i = 0; i < batch.size(); ++i) {
-    if (batch[i].is_cancelled()) continue;
-    const std::size_t n = batch[i].samples.size();
-    for (std::size_t b = 0; b < n; b += window_len) windows.push_back({i, b, std::min(n, b + window_len), {}, {}, {}, {}});
-  }
-  try {
-    for (std::size_t first = 0; first < windows.size(); first += kEncodeChunk) {
-      const std::size_t last = std::min(windows.size(), first + kEncodeChunk);
-      std::vector<torch::Tensor> mels;
-      const torch::Tensor filters = m.model->mel_filters().to(torch::kCPU);
-      for (std::size_t w = first; w < last; ++w) {
-        const auto& s = batch[windows[w].input].samples;
-        mels.push_back(detail::whisper_log_mel(
-            std::span<const float>(s.data() + windows[w].begin, windows[w].end - windows[w].begin), filters));
-      }
-      torch::Tensor enc;
-      {
-        std::lock_guard lock(m.encoder_mutex);
-        const auto t0 = std::chrono::steady_clock::now();
-        c10::InferenceMode guard;
-        enc = m.model->encode(torch::stack(mels));
-        m.encoder_ns += static_cast<std::uint64_t>(
-            std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count());
-      }
-      for (std::size_t w = first; w < last; ++w) {
-        Window& win = windows[w];
-        const AsrInput& in = batch[win.input];
-        win.cross = m.model->cross_kv(enc[static_cast<std::int64_t>(w - first)]);
-        win.language = in.language;
-        if (m.multilingual && win.language.empty()) win.language = m.detect_language(win.cross);
-        if (win.language.empty()) win.language = "en";
-        win.sot_seq = m.sot_sequence(win.language);
-        detail::WhisperJob job;
-        if (!trim(in.prompt).empty() && m.special.sot_prev >= 0) {
-          std::vector<int32_t> p = m.tokenizer->encode(" " + trim(in.prompt), false);
-          if (p.size() > static_cast<std::size_t>(kMaxPromptTokens)) {
-            p.erase(p.begin(), p.end() - kMaxPromptTokens);
-          }
-          job.prefix.push_back(m.special.sot_prev);
-          job.prefix.insert(job.prefix.end(), p.begin(), p.end());
-        }
-        job.sot_index = static_cast<int>(job.prefix.size());
-        job.prefix.insert(job.prefix.end(), win.sot_seq.begin(), win.sot_seq.end());
-        job.timestamps = m.options.timestamps;
-        if (!job.timestamps) job.prefix.push_back(m.special.no_timestamps);
-        job.cross = win.cross;
-        job.seed = m.options.seed + m.windows.fetch_add(1);
-        job.cancelled = in.cancelled;
-        win.outcome = m.loop->submit(std::move(job));
-      }
-    }
-  } catch (const AsrError&) {
-    throw;
-  } catch (const std::exception& e) {
-    throw AsrError(std::string("whisper: ") + e.what());
-  }
   std::vector<std::vector<WhisperWindow>> out(batch.size());
-  for (Window& win : windows) {
-    detail::WhisperOutcome o;
+  // Each input starts with a window of up to 30 s; a window whose tokens end in a closed
+  // timestamp pair is followed by one starting at that timestamp (plan_seek), as the
+  // reference transcriber seeks, so speech the model put off is not lost.
+  std::vector<Window> pending;
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    const std::size_t n = batch[i].samples.size();
+    if (!batch[i].is_cancelled() && n > 0) pending.push_back({i, 0, std::min(n, window_len), {}, {}, {}, {}});
+  }
+  const std::size_t chunk = m.device.is_cpu() ? kEncodeChunkCpu : kEncodeChunkGpu;
+  while (!pending.empty()) {
+    // The windows of a round join the decode loop together, after all are encoded: on a CPU
+    // encoding and decoding compete for the same cores, and a burst of windows makes fuller
+    // decoder steps than windows trickling in one encode apart.
+    std::vector<std::pair<Window*, detail::WhisperJob>> jobs;
     try {
-      o = win.outcome.get();
-      auto done = m.finish_window(o, win.language, win.cross, win.sot_seq, win.end - win.begin,
-                                  static_cast<double>(win.begin) / kAsrSampleRate);
-      for (auto& w : done) out[win.input].push_back(std::move(w));
+      for (std::size_t first = 0; first < pending.size(); first += chunk) {
+        const std::size_t last = std::min(pending.size(), first + chunk);
+        std::vector<torch::Tensor> mels;
+        const torch::Tensor filters = m.model->mel_filters().to(torch::kCPU);
+        for (std::size_t w = first; w < last; ++w) {
+          const auto& s = batch[pending[w].input].samples;
+          mels.push_back(detail::whisper_log_mel(
+              std::span<const float>(s.data() + pending[w].begin, pending[w].end - pending[w].begin), filters));
+        }
+        torch::Tensor enc;
+        {
+          std::lock_guard lock(m.encoder_mutex);
+          const auto t0 = std::chrono::steady_clock::now();
+          c10::InferenceMode guard;
+          enc = m.model->encode(torch::stack(mels));
+          m.encoder_ns += static_cast<std::uint64_t>(
+              std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count());
+        }
+        for (std::size_t w = first; w < last; ++w) {
+          Window& win = pending[w];
+          const AsrInput& in = batch[win.input];
+          win.cross = m.model->cross_kv(enc[static_cast<std::int64_t>(w - first)]);
+          win.language = in.language;
+          if (m.multilingual && win.language.empty()) win.language = m.detect_language(win.cross);
+          if (win.language.empty()) win.language = "en";
+          win.sot_seq = m.sot_sequence(win.language);
+          detail::WhisperJob job;
+          if (!trim(in.prompt).empty() && m.special.sot_prev >= 0) {
+            std::vector<int32_t> p = m.tokenizer->encode(" " + trim(in.prompt), false);
+            if (p.size() > static_cast<std::size_t>(kMaxPromptTokens)) {
+              p.erase(p.begin(), p.end() - kMaxPromptTokens);
+            }
+            job.prefix.push_back(m.special.sot_prev);
+            job.prefix.insert(job.prefix.end(), p.begin(), p.end());
+          }
+          job.sot_index = static_cast<int>(job.prefix.size());
+          job.prefix.insert(job.prefix.end(), win.sot_seq.begin(), win.sot_seq.end());
+          job.timestamps = m.options.timestamps;
+          if (!job.timestamps) job.prefix.push_back(m.special.no_timestamps);
+          job.cross = win.cross;
+          // Sampling (fallback temperatures) depends on the audio only: the same window gives
+          // the same text alone, in any batch, and at any point of the server's life.
+          const auto& s = in.samples;
+          job.seed = m.options.seed ^ std::hash<std::string_view>{}(std::string_view(
+                                          reinterpret_cast<const char*>(s.data() + win.begin),
+                                          (win.end - win.begin) * sizeof(float)));
+          job.cancelled = in.cancelled;
+          jobs.emplace_back(&win, std::move(job));
+        }
+      }
+      for (auto& [win, job] : jobs) win->outcome = m.loop->submit(std::move(job));
+    } catch (const AsrError&) {
+      throw;
     } catch (const std::exception& e) {
       throw AsrError(std::string("whisper: ") + e.what());
     }
+    std::vector<Window> next;
+    for (Window& win : pending) {
+      try {
+        detail::WhisperOutcome o = win.outcome.get();
+        const std::size_t samples = win.end - win.begin;
+        const double seconds = static_cast<double>(samples) / kAsrSampleRate;
+        const detail::WhisperSeek seek = detail::plan_seek(o.best.tokens, m.special.timestamp_begin, seconds);
+        o.best.tokens.resize(seek.keep);
+        auto done = m.finish_window(o, win.language, win.cross, win.sot_seq, samples,
+                                    static_cast<double>(win.begin) / kAsrSampleRate);
+        const bool whole = o.cancelled || done.front().skipped;
+        for (auto& w : done) out[win.input].push_back(std::move(w));
+        if (o.cancelled) continue;
+        const std::size_t n = batch[win.input].samples.size();
+        const std::size_t next_begin =
+            whole ? win.end : win.begin + static_cast<std::size_t>(seek.consumed * kAsrSampleRate);
+        if (next_begin < n && n - next_begin >= kMinTailSamples) {
+          next.push_back({win.input, next_begin, std::min(n, next_begin + window_len), {}, {}, {}, {}});
+        }
+      } catch (const std::exception& e) {
+        throw AsrError(std::string("whisper: ") + e.what());
+      }
+    }
+    pending = std::move(next);
   }
   return out;
 }

@@ -138,6 +138,20 @@ std::vector<WhisperSegment> split_segments(std::span<const int> tokens, int time
   return out;
 }
 
+WhisperSeek plan_seek(std::span<const int> tokens, int timestamp_begin, double window_seconds) {
+  const auto is_ts = [&](int t) { return timestamp_begin > 0 && t >= timestamp_begin; };
+  const std::size_t n = tokens.size();
+  std::size_t last_pair = 0;  // index of the second timestamp of the last consecutive pair
+  for (std::size_t i = 1; i < n; ++i) {
+    if (is_ts(tokens[i - 1]) && is_ts(tokens[i])) last_pair = i;
+  }
+  const bool single_timestamp_ending = n >= 2 && !is_ts(tokens[n - 2]) && is_ts(tokens[n - 1]);
+  if (last_pair == 0 || single_timestamp_ending) return {n, window_seconds};
+  const double at = (tokens[last_pair - 1] - timestamp_begin) * kSecondsPerTimestamp;
+  if (at <= 0) return {n, window_seconds};  // no progress: take the window as done
+  return {last_pair, std::min(at, window_seconds)};
+}
+
 WhisperSearch::WhisperSearch(int beams, double temperature, int max_tokens, std::uint64_t seed,
                              const WhisperSpecialTokens& special, const WhisperDecodeRules& rules)
     : beams_(temperature > 0 ? 1 : std::max(1, beams)),

@@ -61,6 +61,16 @@ struct WhisperSegment {
 std::vector<WhisperSegment> split_segments(std::span<const int> tokens, int timestamp_begin,
                                            double window_seconds);
 
+// How much of a window its tokens account for, as the reference transcriber decides where to
+// decode next: when the tokens end in a closed timestamp pair (or text after one), the model
+// has put the rest of the audio off to the next window, so only the tokens up to that pair
+// are kept and the next window starts at its time; otherwise the window is done.
+struct WhisperSeek {
+  std::size_t keep = 0;     // tokens to keep (a prefix of them)
+  double consumed = 0;      // seconds of the window they cover
+};
+WhisperSeek plan_seek(std::span<const int> tokens, int timestamp_begin, double window_seconds);
+
 // A finished hypothesis.
 struct WhisperHypothesis {
   std::vector<int> tokens;  // generated tokens, eot not included

@@ -9,6 +9,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "llm/model/parallel_matmul.hpp"
 #include "llm/model/safetensors_file.hpp"
 #include "speech/torch/whisper_cpu.hpp"
 
@@ -270,49 +271,57 @@ void WhisperModel::encode_cpu(torch::Tensor& x, std::int64_t batch) const {
   const std::int64_t T = config_.max_source_positions, rows = batch * T;
   const double eps = config_.layer_norm_eps;
   const auto f32 = torch::TensorOptions().dtype(torch::kFloat32);
+  const auto bf = torch::kBFloat16;
   torch::Tensor qkv = torch::empty({rows, 3 * d}, f32);
   torch::Tensor attn = torch::empty({rows, d}, f32);
-  torch::Tensor scores = torch::empty({T, T}, f32);
   torch::Tensor ffn = torch::empty({rows, config_.encoder_ffn_dim}, f32);
-  if (encoder_bf16_) {
-    const auto bf = torch::kBFloat16;
-    for (const WhisperLayerWeights& l : w_.encoder) {
-      const torch::Tensor h = torch::layer_norm(x, {d}, l.ln1_w, l.ln1_b, eps).to(bf);
-      const torch::Tensor q16 = torch::mm(h, l.qkv_w16.t()).to(torch::kFloat32).add_(l.qkv_b).to(bf);
-      for (std::int64_t b = 0; b < batch; ++b) {
-        const torch::Tensor rows_b = q16.narrow(0, b * T, T);
-        for (std::int64_t head = 0; head < H; ++head) {
-          scores.copy_(torch::mm(rows_b.narrow(1, head * hd, hd), rows_b.narrow(1, d + head * hd, hd).t()));
-          cpu::softmax_rows(scores.data_ptr<float>(), T, T);
-          attn.narrow(0, b * T, T).narrow(1, head * hd, hd)
-              .copy_(torch::mm(scores.to(bf), rows_b.narrow(1, 2 * d + head * hd, hd)));
+  // Attention: (window, head) pairs spread over torch's threads, each with its own 1500 x 1500
+  // scores; the matmuls inside run on one thread each (the BLAS is single-threaded, oneDNN
+  // does not nest).
+  std::vector<torch::Tensor> scores(static_cast<std::size_t>(std::max(1, at::get_num_threads())));
+  for (auto& s : scores) s = torch::empty({T, T}, f32);
+  const auto attention = [&](const torch::Tensor& q) {
+    at::parallel_for(0, batch * H, 1, [&](std::int64_t begin, std::int64_t end) {
+      torch::Tensor& s = scores[static_cast<std::size_t>(at::get_thread_num()) % scores.size()];
+      for (std::int64_t i = begin; i < end; ++i) {
+        const std::int64_t b = i / H, head = i % H;
+        const torch::Tensor rows_b = q.narrow(0, b * T, T);
+        const torch::Tensor qh = rows_b.narrow(1, head * hd, hd), kh = rows_b.narrow(1, d + head * hd, hd);
+        const torch::Tensor vh = rows_b.narrow(1, 2 * d + head * hd, hd);
+        torch::Tensor out = attn.narrow(0, b * T, T).narrow(1, head * hd, hd);
+        if (encoder_bf16_) {
+          s.copy_(torch::mm(qh, kh.t()));
+          cpu::softmax_rows(s.data_ptr<float>(), T, T);
+          out.copy_(torch::mm(s.to(bf), vh));
+        } else {
+          torch::mm_out(s, qh, kh.t());
+          cpu::softmax_rows(s.data_ptr<float>(), T, T);
+          torch::mm_out(out, s, vh);
         }
       }
+    });
+  };
+  for (const WhisperLayerWeights& l : w_.encoder) {
+    if (encoder_bf16_) {
+      const torch::Tensor h = torch::layer_norm(x, {d}, l.ln1_w, l.ln1_b, eps).to(bf);
+      attention(torch::mm(h, l.qkv_w16.t()).to(torch::kFloat32).add_(l.qkv_b).to(bf));
       x.add_(torch::mm(attn.to(bf), l.o_w16.t())).add_(l.self_attn.o_b);
       const torch::Tensor h2 = torch::layer_norm(x, {d}, l.ln2_w, l.ln2_b, eps).to(bf);
       ffn.copy_(torch::mm(h2, l.fc1_w16.t())).add_(l.fc1_b);
       cpu::gelu_inplace(ffn.data_ptr<float>(), ffn.numel());
       x.add_(torch::mm(ffn.to(bf), l.fc2_w16.t())).add_(l.fc2_b);
+    } else {
+      torch::Tensor h = torch::layer_norm(x, {d}, l.ln1_w, l.ln1_b, eps);
+      llm::detail::parallel_addmm(qkv, h, l.qkv_w.t(), l.qkv_b);
+      attention(qkv);
+      llm::detail::parallel_addmm(x, attn, l.self_attn.o_w.t(), {}, 1.0);
+      x.add_(l.self_attn.o_b);
+      h = torch::layer_norm(x, {d}, l.ln2_w, l.ln2_b, eps);
+      llm::detail::parallel_addmm(ffn, h, l.fc1_w.t(), l.fc1_b);
+      cpu::gelu_inplace(ffn.data_ptr<float>(), ffn.numel());
+      llm::detail::parallel_addmm(x, ffn, l.fc2_w.t(), {}, 1.0);
+      x.add_(l.fc2_b);
     }
-    return;
-  }
-  for (const WhisperLayerWeights& l : w_.encoder) {
-    torch::Tensor h = torch::layer_norm(x, {d}, l.ln1_w, l.ln1_b, eps);
-    torch::addmm_out(qkv, l.qkv_b, h, l.qkv_w.t());
-    for (std::int64_t b = 0; b < batch; ++b) {
-      const torch::Tensor rows_b = qkv.narrow(0, b * T, T);
-      for (std::int64_t head = 0; head < H; ++head) {
-        torch::mm_out(scores, rows_b.narrow(1, head * hd, hd), rows_b.narrow(1, d + head * hd, hd).t());
-        cpu::softmax_rows(scores.data_ptr<float>(), T, T);
-        torch::Tensor out = attn.narrow(0, b * T, T).narrow(1, head * hd, hd);
-        torch::mm_out(out, scores, rows_b.narrow(1, 2 * d + head * hd, hd));
-      }
-    }
-    x.addmm_(attn, l.self_attn.o_w.t()).add_(l.self_attn.o_b);
-    h = torch::layer_norm(x, {d}, l.ln2_w, l.ln2_b, eps);
-    torch::addmm_out(ffn, l.fc1_b, h, l.fc1_w.t());
-    cpu::gelu_inplace(ffn.data_ptr<float>(), ffn.numel());
-    x.addmm_(ffn, l.fc2_w.t()).add_(l.fc2_b);
   }
 }
 
@@ -338,7 +347,13 @@ std::vector<std::pair<torch::Tensor, torch::Tensor>> WhisperModel::cross_kv(cons
   std::vector<std::pair<torch::Tensor, torch::Tensor>> out;
   const std::int64_t d = config_.d_model;
   for (const WhisperLayerWeights& l : w_.decoder) {
-    const torch::Tensor kv = torch::addmm(l.cross_kv_b, audio, l.cross_kv_w.t()).unsqueeze(0);  // [1, 1500, 2d]
+    torch::Tensor kv = torch::empty({audio.size(0), 2 * d}, audio.options());
+    if (device_.is_cpu()) {
+      llm::detail::parallel_addmm(kv, audio, l.cross_kv_w.t(), l.cross_kv_b);
+    } else {
+      kv = torch::addmm(l.cross_kv_b, audio, l.cross_kv_w.t());
+    }
+    kv = kv.unsqueeze(0);  // [1, 1500, 2d]
     out.emplace_back(split_heads(kv.narrow(2, 0, d), H)[0].contiguous(),
                      split_heads(kv.narrow(2, d, d), H)[0].contiguous());
   }
@@ -385,9 +400,10 @@ torch::Tensor WhisperModel::prefill(WhisperDecoderState& state, int r, int seq,
     const torch::Tensor cq = split_heads(project(h, l.cross_attn.q_w, l.cross_attn.q_b) * scale, H);
     const torch::Tensor ck = state.cross_k[li][r].unsqueeze(0);
     const torch::Tensor cv = state.cross_v[li][r].unsqueeze(0);
-    const torch::Tensor ca = torch::softmax(torch::matmul(cq, ck.transpose(-1, -2)), -1);  // [1, H, n, 1500]
+    const torch::Tensor cs = torch::matmul(cq, ck.transpose(-1, -2));  // [1, H, n, 1500], scaled scores
+    const torch::Tensor ca = torch::softmax(cs, -1);
     for (const auto& [layer, head] : alignment) {
-      if (layer == static_cast<int>(li)) captured.push_back(ca[0][head]);
+      if (layer == static_cast<int>(li)) captured.push_back(cs[0][head]);
     }
     x = x + project(merge_heads(torch::matmul(ca, cv)), l.cross_attn.o_w, l.cross_attn.o_b);
     x = x + mlp(l, x, eps);

@@ -116,7 +116,8 @@ class WhisperModel {
   // Runs `tokens` (a whole prefix) for the request in slot `r` and writes their self-attention
   // K/V into sequence slot `seq`. Returns the logits of every position [n, vocab]. When
   // `alignment` is non-empty it also returns, for each (layer, head) listed, the
-  // cross-attention weights [n, 1500] (concatenated: [heads, n, 1500]) in `*weights`.
+  // cross-attention scores before the softmax [n, 1500] (concatenated: [heads, n, 1500]) in
+  // `*weights`, so that the caller can normalise them over the window's own frames.
   torch::Tensor prefill(WhisperDecoderState& state, int r, int seq, const std::vector<std::int64_t>& tokens,
                         const std::vector<std::pair<int, int>>& alignment = {},
                         torch::Tensor* weights = nullptr) const;
