@@ -1,5 +1,8 @@
 #include "disconnect_storm.hpp"
 
+#include <functional>
+#include <utility>
+
 #include <sys/socket.h>
 
 #include <boost/asio/co_spawn.hpp>
@@ -40,6 +43,10 @@ struct StormState {
   explicit StormState(asio::any_io_executor ex) : wake(std::move(ex)) {}
   int expected = 0;
   int settled = 0;  // clients ready or ended
+  // The chat streams start once every live session is settled (they are short on a fast
+  // engine: started first, many would be over before the slower sessions had begun).
+  int live_pending = 0;
+  std::function<void()> start_chat;
   bool dropped = false;
   std::string first_error;
   std::vector<ClientState> clients;
@@ -51,10 +58,16 @@ struct StormState {
   void settle() {
     if (++settled == expected) wake.cancel();
   }
+  void settle_live() {
+    if (--live_pending == 0 && start_chat) std::exchange(start_chat, nullptr)();
+  }
   void ready(std::size_t i) {
     clients[i].ready = true;
     settle();
+    if (is_live(i)) settle_live();
   }
+  bool is_live(std::size_t i) const { return i >= clients.size() - static_cast<std::size_t>(live_clients); }
+  int live_clients = 0;
   // The client's stream is over before the drop: it never counts as dropped mid-stream.
   void end(std::size_t i, const std::string& why) {
     if (dropped) return;
@@ -62,7 +75,10 @@ struct StormState {
     const bool was_ready = c.ready;
     c.ended = true;
     if (!why.empty() && first_error.empty()) first_error = why;
-    if (!was_ready) settle();
+    if (!was_ready) {
+      settle();
+      if (is_live(i)) settle_live();
+    }
   }
 };
 
@@ -213,11 +229,17 @@ asio::awaitable<StormReport> run_storm(const Target& target, const StormOptions&
   r.chat_clients = o.clients / 2;
   r.live_clients = o.clients - r.chat_clients;
   const auto t0 = Clock::now();
-  for (std::size_t i = 0; i < static_cast<std::size_t>(o.clients); ++i) {
-    if (i < static_cast<std::size_t>(r.chat_clients))
-      asio::co_spawn(ex, chat_client(st, target, o, i), asio::detached);
-    else
-      asio::co_spawn(ex, live_client(st, target, o, i), asio::detached);
+  st->live_clients = r.live_clients;
+  st->live_pending = r.live_clients;
+  st->start_chat = [weak = std::weak_ptr<StormState>(st), ex, target, o, chat = r.chat_clients] {
+    const auto state = weak.lock();
+    if (!state) return;
+    for (std::size_t i = 0; i < static_cast<std::size_t>(chat); ++i) {
+      asio::co_spawn(ex, chat_client(state, target, o, i), asio::detached);
+    }
+  };
+  for (std::size_t i = static_cast<std::size_t>(r.chat_clients); i < static_cast<std::size_t>(o.clients); ++i) {
+    asio::co_spawn(ex, live_client(st, target, o, i), asio::detached);
   }
   st->wake.expires_after(o.hold_timeout);
   beast::error_code ec;

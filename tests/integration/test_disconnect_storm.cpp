@@ -41,7 +41,11 @@ talkserve::load::StormReport storm(const Talkserve& server,
 
 TEST_CASE("200 clients dropped mid-stream leave no running request and no KV block behind",
           "[integration][storm]") {
-  Talkserve server({"--set", "asr.enabled=false"});
+  // Live replies long enough to be still running when the chat streams (started once every
+  // session is under way) have their first bytes: the engine decodes the tiny model at tens
+  // of thousands of tokens a second.
+  // (Their sentences then outnumber the default TTS queue: it is raised too.)
+  Talkserve server({"--set", "asr.enabled=false", "--set", "talk.max_tokens=400", "--set", "tts.max_queue=8192"});
 
   talkserve::load::StormOptions options;
   options.clients = 200;
