@@ -7,6 +7,8 @@
 // encoder's 6 x 1500 x 1500 attention scores per layer they cost as much as the matmuls.
 // The vector helpers (exp_poly, softmax_inplace) are the LLM's (llm/model/cpu_kernels.hpp).
 
+#include <vector>
+
 #include "llm/model/cpu_kernels.hpp"
 
 namespace talkserve::speech::detail::cpu {
@@ -98,7 +100,51 @@ TALKSERVE_ALWAYS_INLINE inline void project_span(const float* x, int64_t N, cons
   }
 }
 
+// One query head against `len` positions of one K/V head (rows of hd floats, hd % L == 0):
+// out = softmax(q . K^T) V, scores in `scratch` (len floats). q is already scaled.
+template <typename V>
+TALKSERVE_ALWAYS_INLINE inline void attend_head(const float* q, const float* k, const float* v, int64_t len,
+                                                int64_t hd, float* scratch, float* out) {
+  constexpr int L = kLanes<V>;
+  for (int64_t p = 0; p < len; ++p) {
+    const float* kp = k + p * hd;
+    V acc{};
+    for (int64_t i = 0; i < hd; i += L) acc += vload<V>(q + i) * vload<V>(kp + i);
+    scratch[p] = vsum_lanes(acc);
+  }
+  softmax_inplace<V>(scratch, len);
+  for (int64_t i = 0; i < hd; i += L) vstore(out + i, V{});
+  for (int64_t p = 0; p < len; ++p) {
+    const V w = vsplat<V>(scratch[p]);
+    const float* vp = v + p * hd;
+    for (int64_t i = 0; i < hd; i += L) vstore(out + i, vload<V>(out + i) + w * vload<V>(vp + i));
+  }
+}
+
+struct AttendArgs {
+  const float* q;        // [N, H, hd]
+  const float* k;        // [slots, H, cap, hd]
+  const float* v;        // same layout as k
+  const int64_t* slot;   // K/V slot of row n
+  const int64_t* len;    // positions of row n
+  int64_t H, hd, cap, max_len;
+  float* out;            // [N, H, hd]
+};
+
+template <typename V>
+TALKSERVE_ALWAYS_INLINE inline void attend_span(const AttendArgs& a, int64_t begin, int64_t end) {
+  std::vector<float> scratch(static_cast<std::size_t>(a.max_len));
+  for (int64_t i = begin; i < end; ++i) {
+    const int64_t n = i / a.H, h = i % a.H;
+    const int64_t base = (a.slot[n] * a.H + h) * a.cap * a.hd;
+    attend_head<V>(a.q + i * a.hd, a.k + base, a.v + base, a.len[n], a.hd, scratch.data(), a.out + i * a.hd);
+  }
+}
+
 #ifdef TALKSERVE_CPU_AVX2_DISPATCH
+__attribute__((target("avx2,fma"))) inline void attend_avx2(const AttendArgs& a, int64_t begin, int64_t end) {
+  attend_span<llm::detail::cpu::f8>(a, begin, end);
+}
 __attribute__((target("avx2,fma"))) inline void project_avx2(const float* x, int64_t N, const float* w, int64_t K,
                                                              float* out, int64_t ld, int64_t v0, int64_t v1) {
   project_span<llm::detail::cpu::f8>(x, N, w, K, out, ld, v0, v1);
@@ -131,6 +177,19 @@ inline void project_rows(const float* x, int64_t N, const float* w, int64_t Vn, 
     if (llm::detail::cpu::cpu_has_avx2_fma()) return project_avx2(x, N, w, K, out, Vn, v0, v1);
 #endif
     project_span<llm::detail::cpu::f4>(x, N, w, K, out, Vn, v0, v1);
+  });
+}
+
+// Decoder attention of N single-token rows straight from the slot buffers: row n, head h
+// attends the first len[n] positions of K/V slot slot[n]. One (row, head) per work item; no
+// gather, no padding, no mask (libtorch's bmm would issue one small GEMM per row and head).
+// hd must be a multiple of 8.
+inline void attend_rows(const AttendArgs& a, int64_t N) {
+  at::parallel_for(0, N * a.H, 4, [&](int64_t begin, int64_t end) {
+#ifdef TALKSERVE_CPU_AVX2_DISPATCH
+    if (llm::detail::cpu::cpu_has_avx2_fma()) return attend_avx2(a, begin, end);
+#endif
+    attend_span<llm::detail::cpu::f4>(a, begin, end);
   });
 }
 

@@ -442,6 +442,16 @@ torch::Tensor WhisperModel::step(WhisperDecoderState& state, const std::vector<s
       torch::arange(T, torch::TensorOptions().dtype(torch::kInt64).device(device_)).view({1, 1, 1, T}) >
       pos_t.view({N, 1, 1, 1});
   torch::Tensor x = (w_.tok_emb.index_select(0, ids) + w_.dec_pos.index_select(0, pos_t)).unsqueeze(1);  // [N,1,d]
+  const std::int64_t hd = head_dim();
+  const std::int64_t frames = config_.max_source_positions;
+  const bool cpu_attention = device_.is_cpu() && hd % 8 == 0;
+  std::vector<std::int64_t> self_slot(pos.size()), self_len(pos.size()), cross_slot(pos.size()),
+      cross_len(pos.size(), frames);
+  for (std::size_t i = 0; i < pos.size(); ++i) {
+    self_slot[i] = static_cast<std::int64_t>(i);
+    self_len[i] = pos[i] + 1;
+    cross_slot[i] = static_cast<std::int64_t>(i) / beams;
+  }
   for (std::size_t li = 0; li < w_.decoder.size(); ++li) {
     const WhisperLayerWeights& l = w_.decoder[li];
     torch::Tensor h = torch::layer_norm(x, {x.size(-1)}, l.ln1_w, l.ln1_b, eps);
@@ -451,6 +461,25 @@ torch::Tensor WhisperModel::step(WhisperDecoderState& state, const std::vector<s
     using torch::indexing::TensorIndex;
     state.self_k[li].index_put_({slots, Slice(), pos_t}, k.squeeze(2));
     state.self_v[li].index_put_({slots, Slice(), pos_t}, v.squeeze(2));
+    if (cpu_attention) {
+      // Straight from the slot buffers (cpu::attend_rows): no per-(row, head) GEMMs.
+      const torch::Tensor qc = q.transpose(1, 2).contiguous();  // [N, 1, H, hd]
+      torch::Tensor out = torch::empty({N, 1, config_.d_model}, x.options());
+      cpu::attend_rows({qc.data_ptr<float>(), state.self_k[li].data_ptr<float>(), state.self_v[li].data_ptr<float>(),
+                        self_slot.data(), self_len.data(), H, hd, state.self_k[li].size(2), T, out.data_ptr<float>()},
+                       N);
+      x = x + project(out, l.self_attn.o_w, l.self_attn.o_b);
+      h = torch::layer_norm(x, {x.size(-1)}, l.ln_cross_w, l.ln_cross_b, eps);
+      const torch::Tensor cq = (project(h, l.cross_attn.q_w, l.cross_attn.q_b) * scale).contiguous();  // [N, 1, d]
+      torch::Tensor cout = torch::empty({N, 1, config_.d_model}, x.options());
+      cpu::attend_rows({cq.data_ptr<float>(), state.cross_k[li].data_ptr<float>(), state.cross_v[li].data_ptr<float>(),
+                        cross_slot.data(), cross_len.data(), H, hd, state.cross_k[li].size(2), frames,
+                        cout.data_ptr<float>()},
+                       N);
+      x = x + project(cout, l.cross_attn.o_w, l.cross_attn.o_b);
+      x = x + mlp(l, x, eps);
+      continue;
+    }
     const torch::Tensor K = state.self_k[li].narrow(0, 0, N).narrow(2, 0, T);
     const torch::Tensor V = state.self_v[li].narrow(0, 0, N).narrow(2, 0, T);
     torch::Tensor s = torch::matmul(q, K.transpose(-1, -2)).masked_fill(mask, -INFINITY);  // [N,H,1,T]
