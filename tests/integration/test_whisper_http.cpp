@@ -17,6 +17,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <filesystem>
 #include <fstream>
 #include <future>
 #include <random>
@@ -28,6 +29,7 @@
 #include "support/data_paths.hpp"
 #include "support/english_normalizer.hpp"
 #include "support/talkserve.hpp"
+#include "support/temp_dir.hpp"
 #include "support/wav_file.hpp"
 #include "talkserve/speech/wer.hpp"
 
@@ -512,4 +514,36 @@ TEST_CASE("whisper: verbose_json segments and words, srt and vtt captions, promp
          std::count(prompted.begin(), prompted.end(), "birket")) >= 1);
   res = transcribe(client, goforward, "json", {{"prompt", std::string(5000, 'a'), {}}});
   check_error_mentions(res, 400, "prompt");
+}
+
+TEST_CASE("whisper: a corrupt model file stops the start with exit 2 naming it and its sha256",
+          "[speech][asr][whisper][lifecycle]") {
+  // A models folder of links to the real files, but whisper-tiny-en/config.json rewritten.
+  namespace fs = std::filesystem;
+  talkserve::test::TempDir tmp;
+  const fs::path real(talkserve::itest::models_dir());
+  const fs::path models = tmp.path() / "models";
+  fs::create_directories(models / "whisper-tiny-en");
+  for (const auto& e : fs::directory_iterator(real)) {
+    if (e.path().filename() != "whisper-tiny-en") fs::create_symlink(e.path(), models / e.path().filename());
+  }
+  for (const auto& e : fs::directory_iterator(real / "whisper-tiny-en")) {
+    if (e.path().filename() != "config.json") fs::create_symlink(e.path(), models / "whisper-tiny-en" / e.path().filename());
+  }
+  std::ofstream(models / "whisper-tiny-en" / "config.json") << "{\"model_type\": \"whisper\"}\n";
+
+  auto args = talkserve::itest::base_args();
+  args.insert(args.end(), {"--set", "server.models_dir=\"" + models.string() + "\""});
+  const auto r = talkserve::itest::run_to_exit(talkserve::itest::talkserve_binary(), args, std::chrono::seconds(60));
+  INFO("stderr: " << r.err);
+  CHECK(r.exit_status == 2);
+  CHECK_THAT(r.err, Catch::Contains("whisper-tiny-en/config.json"));
+  CHECK_THAT(r.err, Catch::Contains("sha256"));
+  // The expected checksum is the manifest's, so the message says what the file should be.
+  std::ifstream manifest(real / "manifest.toml");
+  const std::string text((std::istreambuf_iterator<char>(manifest)), std::istreambuf_iterator<char>());
+  const auto at = text.find("path = \"config.json\"", text.find("dir = \"whisper-tiny-en\""));
+  REQUIRE(at != std::string::npos);
+  const auto sha_at = text.find("sha256 = \"", at) + 10;
+  CHECK_THAT(r.err, Catch::Contains(text.substr(sha_at, 64)));
 }

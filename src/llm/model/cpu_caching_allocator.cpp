@@ -27,6 +27,17 @@ class CachingCpuAllocator final : public c10::Allocator {
   c10::DeleterFnPtr raw_deleter() const override { return &release; }
 
   std::size_t cap() const { return cap_; }
+  void trim() const {
+    std::unordered_map<std::size_t, std::vector<void*>> blocks;
+    {
+      std::lock_guard lock(mutex_);
+      blocks.swap(free_);
+      cached_ = 0;
+    }
+    for (auto& [size, list] : blocks) {
+      for (void* p : list) std::free(p);
+    }
+  }
   std::size_t cached() const {
     std::lock_guard lock(mutex_);
     return cached_;
@@ -102,6 +113,10 @@ void install_cpu_caching_allocator(std::size_t max_cached_bytes) {
 
 std::size_t cpu_caching_allocator_cached_bytes() {
   return CachingCpuAllocator::instance != nullptr ? CachingCpuAllocator::instance->cached() : 0;
+}
+
+void cpu_caching_allocator_trim() {
+  if (CachingCpuAllocator::instance != nullptr) CachingCpuAllocator::instance->trim();
 }
 
 std::size_t cpu_caching_allocator_cap() {

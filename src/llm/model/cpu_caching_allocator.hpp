@@ -23,6 +23,9 @@ void install_cpu_caching_allocator(std::size_t max_cached_bytes = std::size_t{51
 // Bytes of freed blocks the allocator holds for reuse, and the most it may hold (both 0 before
 // it is installed).
 std::size_t cpu_caching_allocator_cached_bytes();
+// Frees every cached block (e.g. after a model's warm-up, so its working memory is not
+// resident while the server idles after load).
+void cpu_caching_allocator_trim();
 std::size_t cpu_caching_allocator_cap();
 
 }  // namespace talkserve::llm::detail

@@ -420,6 +420,7 @@ std::unique_ptr<WhisperAsr> WhisperAsr::load(const WhisperOptions& options) {
   std::vector<AsrInput> warm(1);
   warm[0].samples.assign(kAsrSampleRate, 0.0f);
   asr->transcribe_windows(warm);
+  llm::detail::cpu_caching_allocator_trim();  // the warm-up's buffers are not kept resident
   return asr;
 }
 

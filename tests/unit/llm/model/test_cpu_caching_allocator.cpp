@@ -42,6 +42,8 @@ TEST_CASE("caching CPU allocator: freed large tensors are reused by size, small 
     torch::Tensor other = torch::empty({(1 << 18) + 7});  // another size: a block of its own
     CHECK(other.data_ptr() != first);
   }
+  talkserve::llm::detail::cpu_caching_allocator_trim();
+  CHECK(cpu_caching_allocator_cached_bytes() == 0);
 }
 
 TEST_CASE("caching CPU allocator: the cached bytes stay under the cap", "[llm][allocator]") {
