@@ -8,6 +8,10 @@
 
 #include <nlohmann/json.hpp>
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
@@ -420,7 +424,11 @@ std::unique_ptr<WhisperAsr> WhisperAsr::load(const WhisperOptions& options) {
   std::vector<AsrInput> warm(1);
   warm[0].samples.assign(kAsrSampleRate, 0.0f);
   asr->transcribe_windows(warm);
-  llm::detail::cpu_caching_allocator_trim();  // the warm-up's buffers are not kept resident
+  // The warm-up's buffers and the loader's temporaries are not kept resident.
+  llm::detail::cpu_caching_allocator_trim();
+#if defined(__GLIBC__)
+  malloc_trim(0);
+#endif
   return asr;
 }
 
