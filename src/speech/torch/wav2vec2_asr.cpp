@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <stdexcept>
 
+#include "speech/torch/torch_device.hpp"
 #include "speech/torch/ctc_greedy_decoder.hpp"
 #include "speech/torch/wav2vec2_config.hpp"
 #include "speech/torch/wav2vec2_model.hpp"
@@ -29,31 +30,13 @@ struct Wav2Vec2Asr::Impl {
   double frame_seconds = 0;
 };
 
-namespace {
-
-torch::Device parse_device(const std::string& device) {
-  if (device == "cpu") return torch::kCPU;
-  int index = 0;
-  if (device != "cuda") index = std::stoi(device.substr(5));  // validate() checked "cuda:N"
-  if (!torch::cuda::is_available() || index >= static_cast<int>(torch::cuda::device_count())) {
-    throw AsrError("wav2vec2: device " + device + " requested but this libtorch has no such CUDA device");
-  }
-  return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
-}
-
-}  // namespace
-
 void Wav2Vec2Options::validate() const {
   if (path.empty()) throw std::invalid_argument("wav2vec2.path is empty");
   if (name.empty()) throw std::invalid_argument("wav2vec2.name is empty");
   if (threads < 0 || threads > 1024) {
     throw std::invalid_argument("wav2vec2.threads must be in [0, 1024], got " + std::to_string(threads));
   }
-  bool ok = device == "cpu" || device == "cuda";
-  if (!ok && device.rfind("cuda:", 0) == 0 && device.size() > 5 && device.size() < 9) {
-    ok = device.find_first_not_of("0123456789", 5) == std::string::npos;
-  }
-  if (!ok) throw std::invalid_argument("wav2vec2.device must be cpu, cuda or cuda:N, got \"" + device + "\"");
+  if (!detail::valid_device_name(device)) throw std::invalid_argument("wav2vec2.device must be cpu, cuda or cuda:N, got \"" + device + "\"");
 }
 
 Wav2Vec2Asr::Wav2Vec2Asr(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -82,7 +65,7 @@ std::unique_ptr<Wav2Vec2Asr> Wav2Vec2Asr::load(const Wav2Vec2Options& options) {
     impl->config = detail::parse_wav2vec2_config((dir / "config.json").string());
     impl->vocab.tokens = detail::parse_wav2vec2_vocab((dir / "vocab.json").string(), impl->config.vocab_size);
     impl->vocab.blank_id = impl->config.pad_token_id;
-    impl->device = parse_device(options.device);
+    impl->device = detail::parse_device(options.device, "wav2vec2");
     if (options.threads > 0) {
       at::set_num_threads(options.threads);
       if (openblas_set_num_threads != nullptr) openblas_set_num_threads(options.threads);

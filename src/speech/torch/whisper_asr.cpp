@@ -22,6 +22,7 @@
 #include <string_view>
 
 #include "llm/model/cpu_caching_allocator.hpp"
+#include "speech/torch/torch_device.hpp"
 #include "speech/torch/whisper_decode_loop.hpp"
 #include "speech/torch/whisper_decoding.hpp"
 #include "speech/torch/whisper_model.hpp"
@@ -48,16 +49,6 @@ constexpr std::size_t kEncodeChunkGpu = 8;
 // A window that ends before its audio does is followed by one for the rest, unless less
 // than this is left (the VAD's padding after the last word).
 constexpr std::size_t kMinTailSamples = kAsrSampleRate / 2;
-
-torch::Device parse_device(const std::string& device) {
-  if (device == "cpu") return torch::kCPU;
-  int index = 0;
-  if (device != "cuda") index = std::stoi(device.substr(5));
-  if (!torch::cuda::is_available() || index >= static_cast<int>(torch::cuda::device_count())) {
-    throw AsrError("whisper: device " + device + " requested but this libtorch has no such CUDA device");
-  }
-  return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
-}
 
 nlohmann::json read_json_if_present(const std::filesystem::path& p) {
   std::ifstream in(p);
@@ -293,11 +284,7 @@ void WhisperOptions::validate() const {
   }
   if (max_active < 1 || max_active > 1024) throw std::invalid_argument("whisper.max_active must be in [1, 1024]");
   if (max_new_tokens < 1 || max_new_tokens > 448) throw std::invalid_argument("whisper.max_new_tokens must be in [1, 448]");
-  bool ok = device == "cpu" || device == "cuda";
-  if (!ok && device.rfind("cuda:", 0) == 0 && device.size() > 5 && device.size() < 9) {
-    ok = device.find_first_not_of("0123456789", 5) == std::string::npos;
-  }
-  if (!ok) throw std::invalid_argument("whisper.device must be cpu, cuda or cuda:N, got \"" + device + "\"");
+  if (!detail::valid_device_name(device)) throw std::invalid_argument("whisper.device must be cpu, cuda or cuda:N, got \"" + device + "\"");
 }
 
 WhisperAsr::WhisperAsr(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -320,7 +307,7 @@ std::unique_ptr<WhisperAsr> WhisperAsr::load(const WhisperOptions& options) {
   llm::detail::install_cpu_caching_allocator();
   auto impl = std::make_unique<Impl>();
   impl->options = options;
-  impl->device = parse_device(options.device);
+  impl->device = detail::parse_device(options.device, "whisper");
   // Every thread that runs torch work takes this team size (an unset count lets each of them
   // start teams of all cores, several at once).
   at::set_num_threads(options.threads > 0 ? options.threads
