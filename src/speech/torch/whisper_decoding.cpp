@@ -25,7 +25,7 @@ float log_sum_exp(std::span<const float> x) {
   for (float v : x) m = std::max(m, v);
   if (m == kNegInf) return kNegInf;
   double s = 0;
-  for (float v : x) s += std::exp(static_cast<double>(v - m));
+  for (float v : x) s += std::exp(v - m);  // float exp: one pass over the vocabulary per row
   return m + static_cast<float>(std::log(s));
 }
 
@@ -77,10 +77,10 @@ void apply_whisper_rules(std::span<float> logits, std::span<const int> sampled,
     if (rules.max_initial_timestamp_index >= 0) fill(logits, ts + rules.max_initial_timestamp_index + 1, V);
   }
   // When the timestamps together are likelier than any single text token, take a timestamp.
-  const std::vector<float> lp = log_softmax(logits);
-  const float ts_lp = log_sum_exp(std::span<const float>(lp).subspan(static_cast<std::size_t>(ts)));
-  const float max_text = *std::max_element(lp.begin(), lp.begin() + ts);
-  if (ts_lp > max_text) fill(logits, 0, ts);
+  // (Compared in log-probabilities; the normaliser is the same on both sides and cancels.)
+  const float ts_mass = log_sum_exp(std::span<const float>(logits).subspan(static_cast<std::size_t>(ts)));
+  const float max_text = *std::max_element(logits.begin(), logits.begin() + ts);
+  if (ts_mass > max_text) fill(logits, 0, ts);
 }
 
 double compression_ratio(const std::string& text) {
@@ -177,7 +177,7 @@ void WhisperSearch::advance(std::span<float> logits) {
   for (int j = 0; j < rows; ++j) {
     std::span<float> row = logits.subspan(static_cast<std::size_t>(j) * V, V);
     apply_whisper_rules(row, live_[static_cast<std::size_t>(j)].tokens, special_, rules_);
-    const std::vector<float> lp = log_softmax(row);
+    const float lse = log_sum_exp(row);  // log-probability of token t: row[t] - lse
     const double base = live_[static_cast<std::size_t>(j)].sum_logprob;
     if (beams_ == 1) {
       int tok;
@@ -192,14 +192,14 @@ void WhisperSearch::advance(std::span<float> logits) {
       } else {
         tok = argmax(row);
       }
-      cands.push_back({base + lp[static_cast<std::size_t>(tok)], j, tok});
+      cands.push_back({base + (row[static_cast<std::size_t>(tok)] - lse), j, tok});
     } else {
       std::vector<int> idx(V);
       std::iota(idx.begin(), idx.end(), 0);
       const auto k = static_cast<std::size_t>(beams_ + 1);
       std::partial_sort(idx.begin(), idx.begin() + static_cast<std::ptrdiff_t>(k), idx.end(),
-                        [&](int a, int b) { return lp[static_cast<std::size_t>(a)] > lp[static_cast<std::size_t>(b)]; });
-      for (std::size_t c = 0; c < k; ++c) cands.push_back({base + lp[static_cast<std::size_t>(idx[c])], j, idx[c]});
+                        [&](int a, int b) { return row[static_cast<std::size_t>(a)] > row[static_cast<std::size_t>(b)]; });
+      for (std::size_t c = 0; c < k; ++c) cands.push_back({base + (row[static_cast<std::size_t>(idx[c])] - lse), j, idx[c]});
     }
   }
   std::stable_sort(cands.begin(), cands.end(), [](const Candidate& a, const Candidate& b) { return a.score > b.score; });
